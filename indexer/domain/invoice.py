@@ -1,0 +1,156 @@
+"""The invoice state machine: one pure function from invoice + payments + clock to state and events.
+
+Status axis: new -> pending -> paid, or new/pending -> expired (and expired -> paid when the
+money completes within the monitoring window). Exception axis: underpaid, overpaid, paid_late.
+`docs/invoice-states.md` draws it. Nothing here does I/O, so every rule is unit-tested by table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    NEW = "new"
+    PENDING = "pending"
+    PAID = "paid"
+    EXPIRED = "expired"
+
+
+class InvoiceException(StrEnum):
+    UNDERPAID = "underpaid"
+    OVERPAID = "overpaid"
+    PAID_LATE = "paid_late"
+
+
+class PaymentState(StrEnum):
+    PENDING = "pending"  # in a canonical block, fewer confirmations than required
+    CONFIRMED = "confirmed"  # deep enough (or finalized)
+    ORPHANED = "orphaned"  # its block left the canonical chain
+
+
+class EventType(StrEnum):
+    INVOICE_CREATED = "invoice.created"
+    INVOICE_PENDING = "invoice.pending"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_EXPIRED = "invoice.expired"
+    INVOICE_PAYMENT_REVERTED = "invoice.payment_reverted"
+    INVOICE_EXCEPTION_CHANGED = "invoice.exception_changed"
+    INVOICE_REORG_FLAGGED = "invoice.reorg_flagged"
+    ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+    PING = "ping"
+
+
+INVOICE_EVENT_TYPES = tuple(t.value for t in EventType if t.value.startswith("invoice."))
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentView:
+    """What evaluation needs of one payment to the invoice's address."""
+
+    asset: str
+    amount: int
+    state: PaymentState
+    block_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceState:
+    """The evaluated part of an invoice, as stored after its last evaluation."""
+
+    asset: str
+    amount: int
+    expires_at: datetime
+    monitoring_until: datetime
+    status: Status = Status.NEW
+    exception: InvoiceException | None = None
+    amount_received: int = 0  # counted, not orphaned (pending + confirmed)
+    amount_confirmed: int = 0
+    reorg_flagged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    state: InvoiceState
+    events: tuple[EventType, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+def counts(invoice: InvoiceState, payment: PaymentView) -> bool:
+    """Whether a payment counts toward the invoice (right asset, positive, not too late)."""
+    return (
+        payment.asset == invoice.asset
+        and payment.amount > 0
+        and payment.state is not PaymentState.ORPHANED
+        and payment.block_time <= invoice.monitoring_until
+    )
+
+
+def evaluate(
+    invoice: InvoiceState, payments: Sequence[PaymentView], now: datetime
+) -> Evaluation:
+    """Give the invoice's next state and the events the change emits."""
+    counted = [p for p in payments if counts(invoice, p)]
+    received = sum(p.amount for p in counted)
+    confirmed = sum(p.amount for p in counted if p.state is PaymentState.CONFIRMED)
+    on_time = sum(p.amount for p in counted if p.block_time <= invoice.expires_at)
+
+    status, exception, flagged = _next_status(invoice, received, confirmed, on_time, now)
+    new = replace(
+        invoice,
+        status=status,
+        exception=exception,
+        amount_received=received,
+        amount_confirmed=confirmed,
+        reorg_flagged=flagged,
+    )
+    return Evaluation(new, _events(invoice, new))
+
+
+def _next_status(
+    invoice: InvoiceState, received: int, confirmed: int, on_time: int, now: datetime
+) -> tuple[Status, InvoiceException | None, bool]:
+    if invoice.status is Status.PAID:
+        # Paid is final: a reorg deeper than the confirmation depth is flagged, never rewritten.
+        flagged = invoice.reorg_flagged or confirmed < invoice.amount
+        exception = invoice.exception
+        if exception is None and received > invoice.amount:
+            exception = InvoiceException.OVERPAID
+        return Status.PAID, exception, flagged
+    if confirmed >= invoice.amount:
+        if on_time < invoice.amount:
+            return Status.PAID, InvoiceException.PAID_LATE, False
+        if confirmed > invoice.amount:
+            return Status.PAID, InvoiceException.OVERPAID, False
+        return Status.PAID, None, False
+    # Money seen in time that covers the amount waits for its confirmations instead of expiring.
+    if now >= invoice.expires_at and on_time < invoice.amount:
+        return Status.EXPIRED, (InvoiceException.UNDERPAID if received else None), False
+    if received:
+        return Status.PENDING, None, False
+    return Status.NEW, None, False
+
+
+def _events(old: InvoiceState, new: InvoiceState) -> tuple[EventType, ...]:
+    events: list[EventType] = []
+    if new.amount_received < old.amount_received:
+        events.append(EventType.INVOICE_PAYMENT_REVERTED)
+    if new.status is not old.status:
+        transition = {
+            Status.PENDING: EventType.INVOICE_PENDING,
+            Status.PAID: EventType.INVOICE_PAID,
+            Status.EXPIRED: EventType.INVOICE_EXPIRED,
+        }.get(new.status)
+        if transition is not None:
+            events.append(transition)
+    elif new.exception is not old.exception:
+        events.append(EventType.INVOICE_EXCEPTION_CHANGED)
+    if new.reorg_flagged and not old.reorg_flagged:
+        events.append(EventType.INVOICE_REORG_FLAGGED)
+    return tuple(events)

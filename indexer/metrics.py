@@ -1,0 +1,131 @@
+"""The Prometheus metric catalogue: every metric chainpay exports, defined once.
+
+Labels are bounded: network and asset names come from the config, routes from the router,
+outcomes and kinds from fixed vocabularies. Never an invoice id, address or URL as a label.
+Dashboards in ops/grafana and rules in ops/prometheus name only metrics defined here
+(a test checks that).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+_LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+BUILD = Info("chainpay_build", "chainpay version")
+
+# --- chain tail, per network -------------------------------------------------------------
+NODE_HEAD = Gauge("chainpay_node_head_block", "Latest block number the node reported", ["network"])
+PROCESSED_HEIGHT = Gauge(
+    "chainpay_processed_block", "Highest block number committed by the indexer", ["network"]
+)
+LAG_BLOCKS = Gauge("chainpay_lag_blocks", "Node head minus processed block", ["network"])
+LAG_SECONDS = Gauge(
+    "chainpay_lag_seconds", "Wall clock minus the timestamp of the last processed block", ["network"]
+)
+LAST_HEAD_SEEN = Gauge(
+    "chainpay_last_head_timestamp_seconds",
+    "Unix time when the node last announced a new head",
+    ["network"],
+)
+BLOCKS_PROCESSED = Counter(
+    "chainpay_blocks_processed_total", "Blocks processed and committed", ["network"]
+)
+TRANSFERS_PROCESSED = Counter(
+    "chainpay_transfers_processed_total", "Transfers of configured assets stored", ["network"]
+)
+PAYMENTS_MATCHED = Counter(
+    "chainpay_payments_matched_total", "Transfers to issued addresses recorded as payments",
+    ["network", "asset"],
+)
+BLOCK_PROCESSING_SECONDS = Histogram(
+    "chainpay_block_processing_seconds", "Time to fetch, match and commit one block",
+    ["network"], buckets=_LATENCY,
+)
+REORGS = Counter("chainpay_reorgs_total", "Chain reorganisations detected", ["network"])
+REORG_DEPTH = Histogram(
+    "chainpay_reorg_depth_blocks", "Depth of detected reorganisations in blocks", ["network"],
+    buckets=(1, 2, 3, 5, 8, 12, 20, 50, 100),
+)
+RPC_REQUESTS = Counter(
+    "chainpay_rpc_requests_total", "JSON-RPC requests sent to the node", ["network", "method"]
+)
+RPC_ERRORS = Counter(
+    "chainpay_rpc_errors_total",
+    "JSON-RPC failures by method and kind (timeout, connection, http, rpc, range)",
+    ["network", "method", "kind"],
+)
+RPC_SECONDS = Histogram(
+    "chainpay_rpc_duration_seconds", "JSON-RPC round trip time", ["network", "method"],
+    buckets=_LATENCY,
+)
+WS_CONNECTED = Gauge(
+    "chainpay_websocket_connected", "1 while the node websocket subscription is up", ["network"]
+)
+WS_RECONNECTS = Counter(
+    "chainpay_websocket_reconnects_total", "Websocket reconnections to the node", ["network"]
+)
+
+# --- matcher -------------------------------------------------------------------------------
+ISSUED_ADDRESSES = Gauge("chainpay_issued_addresses", "Deposit addresses issued and watched")
+BLOOM_FILL = Gauge(
+    "chainpay_bloom_fill_ratio", "Issued addresses over the bloom filter's designed capacity"
+)
+BLOOM_FALSE_POSITIVES = Counter(
+    "chainpay_bloom_false_positives_total", "Bloom hits that the exact set rejected"
+)
+
+# --- invoices --------------------------------------------------------------------------------
+INVOICES_CREATED = Counter(
+    "chainpay_invoices_created_total", "Invoices created", ["network", "asset"]
+)
+INVOICE_TRANSITIONS = Counter(
+    "chainpay_invoice_transitions_total", "Invoice status changes by new status",
+    ["network", "status"],
+)
+REORG_FLAGS = Counter(
+    "chainpay_invoice_reorg_flags_total",
+    "Paid invoices touched by a reorg deeper than the confirmation depth", ["network"],
+)
+
+# --- webhooks ---------------------------------------------------------------------------------
+WEBHOOK_DELIVERIES = Counter(
+    "chainpay_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, retrying, failed)", ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "chainpay_webhook_delivery_duration_seconds", "Webhook POST round trip time",
+    buckets=_LATENCY,
+)
+WEBHOOK_DUE = Gauge("chainpay_webhook_due_deliveries", "Deliveries due now or overdue")
+WEBHOOK_OLDEST_AGE = Gauge(
+    "chainpay_webhook_oldest_undelivered_age_seconds",
+    "Age of the oldest event not yet delivered to an enabled endpoint",
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "chainpay_webhook_endpoints_disabled_total", "Endpoints disabled after failing for days"
+)
+HOOK_CALLS = Counter(
+    "chainpay_hook_calls_total", "In-process on_event hook calls by outcome", ["outcome"]
+)
+
+# --- API ---------------------------------------------------------------------------------------
+API_REQUESTS = Counter(
+    "chainpay_api_requests_total", "HTTP requests by route, method and status",
+    ["route", "method", "status"],
+)
+API_SECONDS = Histogram(
+    "chainpay_api_request_duration_seconds", "HTTP request latency by route", ["route", "method"],
+    buckets=_LATENCY,
+)
+
+# --- DuckDB ------------------------------------------------------------------------------------
+DB_COMMIT_SECONDS = Histogram(
+    "chainpay_db_commit_duration_seconds",
+    "Time of one DuckDB write transaction by kind (api, block, dispatch, expiry)", ["kind"],
+    buckets=_LATENCY,
+)
+DB_BATCH_SIZE = Histogram(
+    "chainpay_db_batch_size", "Operations grouped into one DuckDB transaction", ["kind"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)

@@ -1,0 +1,4 @@
+"""Root fixtures. Component fixtures live in tests/support/ and are registered here."""
+
+pytest_plugins: list[str] = [
+]

@@ -1,0 +1,1 @@
+"""Test support: real components (anvil, HTTP receivers, fault proxies) as fixtures."""
