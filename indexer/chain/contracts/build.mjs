@@ -1,0 +1,37 @@
+// Compiles the test contracts with the pinned npm `solc` and writes {abi, bytecode} JSON next
+// to the sources. Settings are fixed so a rebuild reproduces the committed artifacts exactly.
+// Usage: node indexer/chain/contracts/build.mjs [outDir]
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import solc from "solc";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const outDir = process.argv[2] ?? here;
+const contracts = ["TestToken", "Forwarder"];
+
+const input = {
+  language: "Solidity",
+  sources: Object.fromEntries(
+    contracts.map((name) => [`${name}.sol`, { content: readFileSync(join(here, `${name}.sol`), "utf8") }]),
+  ),
+  settings: {
+    optimizer: { enabled: true, runs: 200 },
+    evmVersion: "cancun",
+    // No metadata hash: the bytecode then depends only on source and settings, not on paths.
+    metadata: { bytecodeHash: "none", appendCBOR: false },
+    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+  },
+};
+
+const output = JSON.parse(solc.compile(JSON.stringify(input)));
+const errors = (output.errors ?? []).filter((e) => e.severity === "error");
+for (const e of output.errors ?? []) console.error(e.formattedMessage);
+if (errors.length > 0) process.exit(1);
+
+for (const name of contracts) {
+  const compiled = output.contracts[`${name}.sol`][name];
+  const artifact = { abi: compiled.abi, bytecode: `0x${compiled.evm.bytecode.object}` };
+  writeFileSync(join(outDir, `${name}.json`), `${JSON.stringify(artifact, null, 2)}\n`);
+}
+console.log(`solc ${solc.version()}: wrote ${contracts.map((n) => `${n}.json`).join(", ")} to ${outDir}`);
