@@ -1,0 +1,378 @@
+"""The JSON-RPC client for the operator's node (aiohttp only): calls, batches and new-head streams.
+
+Transport follows the URL: http(s):// sends each call as an HTTP POST, ws(s):// pipelines calls
+on one websocket. Every aiohttp, socket and JSON failure is translated into `indexer.chain.errors`
+here and counted in the RPC metrics. The client never retries; `reconnecting_heads` is the one
+place that waits and tries again, because a head stream must outlive any single connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from indexer.chain.errors import (
+    RpcConnectionError,
+    RpcError,
+    RpcHttpError,
+    RpcResponseError,
+    RpcTimeout,
+    classify_response_error,
+)
+from indexer.metrics import (
+    RPC_ERRORS,
+    RPC_REQUESTS,
+    RPC_SECONDS,
+    WS_CONNECTED,
+    WS_RECONNECTS,
+)
+
+log = logging.getLogger(__name__)
+
+Request = tuple[str, Sequence[Any]]
+
+_MAX_WS_MESSAGE = 256 * 1024 * 1024  # a full block or a block trace can exceed aiohttp's 4 MB
+_BATCH_REFUSED_STATUSES = frozenset({400, 413, 501})
+
+
+def _translate(exc: BaseException, timeout: float) -> RpcError:
+    """Map a transport exception onto the client's error classes."""
+    if isinstance(exc, RpcError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return RpcTimeout(f"no answer within {timeout}s")
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return RpcHttpError(exc.status, "websocket handshake refused")
+    return RpcConnectionError(f"{type(exc).__name__}: {exc}")
+
+
+def _result(reply: Any) -> Any:
+    """The `result` of one JSON-RPC reply object, or its error raised as an exception."""
+    if not isinstance(reply, dict):
+        raise RpcResponseError(None, f"expected a JSON-RPC object, got {type(reply).__name__}")
+    error = reply.get("error")
+    if error is not None:
+        if isinstance(error, dict):
+            code = error.get("code")
+            raise classify_response_error(
+                code if isinstance(code, int) else None, str(error.get("message", ""))
+            )
+        raise classify_response_error(None, str(error))
+    if "result" not in reply:
+        raise RpcResponseError(None, "reply has neither result nor error")
+    return reply["result"]
+
+
+class _WsChannel:
+    """One websocket carrying requests; a reader task routes each reply to its waiter by id."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, heartbeat: float) -> None:
+        self._session = session
+        self._url = url
+        self._heartbeat = heartbeat
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def request(self, payload: dict[str, Any]) -> Any:
+        ws = await self._connected()
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[payload["id"]] = waiter
+        try:
+            await ws.send_str(json.dumps(payload))
+            return await waiter
+        finally:
+            self._pending.pop(payload["id"], None)
+
+    async def _connected(self) -> aiohttp.ClientWebSocketResponse:
+        async with self._lock:
+            if self._ws is None or self._ws.closed:
+                self._ws = await self._session.ws_connect(
+                    self._url, heartbeat=self._heartbeat, max_msg_size=_MAX_WS_MESSAGE
+                )
+                self._reader = asyncio.create_task(self._read(self._ws))
+            return self._ws
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    reply = json.loads(message.data)
+                except ValueError:
+                    continue
+                waiter = self._pending.get(reply.get("id")) if isinstance(reply, dict) else None
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(reply)
+        finally:
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(RpcConnectionError("websocket to node closed"))
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class JsonRpcClient:
+    """Talks JSON-RPC to one node; `network` labels every metric it records."""
+
+    def __init__(
+        self,
+        url: str,
+        network: str,
+        timeout: float = 10.0,
+        *,
+        poll_interval: float = 1.0,
+        max_batch: int = 100,
+    ) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https", "ws", "wss"):
+            raise ValueError(f"unsupported node URL scheme {scheme!r}")
+        self.url = url
+        self.network = network
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.max_batch = max_batch  # geth refuses batches over 1,000 items by default
+        self.is_websocket = scheme in ("ws", "wss")
+        self._ids = itertools.count(1)
+        self._session: aiohttp.ClientSession | None = None
+        self._channel: _WsChannel | None = None
+        self._batch_supported = True
+
+    async def __aenter__(self) -> JsonRpcClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _request(self, method: str, params: Sequence[Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+
+    async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """Send one request and return its `result`; raises an `RpcError` subclass."""
+        RPC_REQUESTS.labels(self.network, method).inc()
+        started = time.perf_counter()
+        try:
+            reply = await self._send(self._request(method, params))
+            return _result(reply)
+        except RpcError as exc:
+            RPC_ERRORS.labels(self.network, method, exc.kind).inc()
+            raise
+        finally:
+            RPC_SECONDS.labels(self.network, method).observe(time.perf_counter() - started)
+
+    async def batch(self, requests: Sequence[Request]) -> list[Any]:
+        """Results of several requests, in order; raises the first failure in request order.
+
+        Over HTTP this is a JSON-RPC batch (in chunks of `max_batch`). Over a websocket the
+        requests are pipelined on the open connection instead, which costs no extra round trips.
+        """
+        if not requests:
+            return []
+        if self.is_websocket or not self._batch_supported:
+            return await self._concurrent(requests)
+        results: list[Any] = []
+        for start in range(0, len(requests), self.max_batch):
+            results.extend(await self._http_batch(requests[start : start + self.max_batch]))
+        return results
+
+    async def _concurrent(self, requests: Sequence[Request]) -> list[Any]:
+        outcomes = await asyncio.gather(
+            *(self.call(method, params) for method, params in requests), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return list(outcomes)
+
+    async def _http_batch(self, requests: Sequence[Request]) -> list[Any]:
+        payload = [self._request(method, params) for method, params in requests]
+        for method, _ in requests:
+            RPC_REQUESTS.labels(self.network, method).inc()
+        started = time.perf_counter()
+        try:
+            replies = await self._post(payload)
+        except RpcHttpError as exc:
+            if exc.status not in _BATCH_REFUSED_STATUSES:
+                self._count_batch_error(requests, exc)
+                raise
+            replies = None
+            if exc.status != 413:  # 413 is this batch's size, not batching itself
+                self._batch_supported = False
+        except RpcError as exc:
+            self._count_batch_error(requests, exc)
+            raise
+        finally:
+            RPC_SECONDS.labels(self.network, "batch").observe(time.perf_counter() - started)
+        if not isinstance(replies, list):
+            # The node answered the batch with one error object: it does not do batches.
+            if replies is not None:
+                self._batch_supported = False
+            log.warning("node for %s refused a JSON-RPC batch; sending single calls", self.network)
+            return await self._concurrent(requests)
+        by_id = {reply.get("id"): reply for reply in replies if isinstance(reply, dict)}
+        results: list[Any] = []
+        first_error: RpcError | None = None
+        for (method, _), request in zip(requests, payload, strict=True):
+            reply = by_id.get(request["id"])
+            try:
+                if reply is None:
+                    raise RpcResponseError(None, f"batch reply lacks id {request['id']}")
+                results.append(_result(reply))
+            except RpcError as exc:
+                RPC_ERRORS.labels(self.network, method, exc.kind).inc()
+                first_error = first_error or exc
+                results.append(None)
+        if first_error is not None:
+            raise first_error
+        return results
+
+    def _count_batch_error(self, requests: Sequence[Request], exc: RpcError) -> None:
+        for method, _ in requests:
+            RPC_ERRORS.labels(self.network, method, exc.kind).inc()
+
+    async def _send(self, payload: dict[str, Any]) -> Any:
+        if not self.is_websocket:
+            return await self._post(payload)
+        if self._channel is None:
+            self._channel = _WsChannel(self._get_session(), self.url, heartbeat=self.timeout)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._channel.request(payload)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _translate(exc, self.timeout) from exc
+
+    async def _post(self, payload: Any) -> Any:
+        session = self._get_session()
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with session.post(self.url, json=payload) as response:
+                    body = await response.read()
+                    if response.status != 200:
+                        text = body[:200].decode("utf-8", errors="replace")
+                        raise RpcHttpError(response.status, text)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _translate(exc, self.timeout) from exc
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise RpcResponseError(None, "node answered with invalid JSON") from exc
+
+    async def subscribe_new_heads(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield new head objects as the node announces them.
+
+        ws(s)://: an `eth_subscribe newHeads` subscription on its own websocket; a dropped
+        socket raises `RpcConnectionError` (use `reconnecting_heads` to carry on).
+        http(s)://: polls `eth_blockNumber` every `poll_interval` seconds and yields synthetic
+        heads `{"number": "0x…", "synthetic": True}` whenever the number changes (only the
+        latest number when several blocks arrived in between; the tail catches up by range).
+        """
+        stream = self._ws_heads() if self.is_websocket else self._polled_heads()
+        async for head in stream:
+            yield head
+
+    async def _polled_heads(self) -> AsyncIterator[dict[str, Any]]:
+        last: int | None = None
+        while True:
+            number = int(await self.call("eth_blockNumber"), 16)
+            if number != last:
+                last = number
+                yield {"number": hex(number), "synthetic": True}
+            await asyncio.sleep(self.poll_interval)
+
+    async def _ws_heads(self) -> AsyncIterator[dict[str, Any]]:
+        connected = WS_CONNECTED.labels(self.network)
+        ws: aiohttp.ClientWebSocketResponse | None = None
+        try:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    ws = await self._get_session().ws_connect(
+                        self.url, heartbeat=self.timeout, max_msg_size=_MAX_WS_MESSAGE
+                    )
+                    subscription = await self._subscribe(ws)
+            except (RpcError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                error = _translate(exc, self.timeout)
+                RPC_ERRORS.labels(self.network, "eth_subscribe", error.kind).inc()
+                if error is exc:
+                    raise
+                raise error from exc
+            connected.set(1)
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                try:
+                    notice = json.loads(message.data)
+                except ValueError as exc:
+                    raise RpcResponseError(None, "node sent invalid JSON on websocket") from exc
+                params = notice.get("params") if isinstance(notice, dict) else None
+                if isinstance(params, dict) and params.get("subscription") == subscription:
+                    yield params["result"]
+            raise RpcConnectionError("websocket to node closed")
+        finally:
+            connected.set(0)
+            if ws is not None:
+                await ws.close()
+
+    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        request = self._request("eth_subscribe", ["newHeads"])
+        RPC_REQUESTS.labels(self.network, "eth_subscribe").inc()
+        await ws.send_str(json.dumps(request))
+        while True:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                raise RpcConnectionError("websocket closed before the subscription was confirmed")
+            try:
+                reply = json.loads(message.data)
+            except ValueError as exc:
+                raise RpcResponseError(None, "node sent invalid JSON on websocket") from exc
+            if isinstance(reply, dict) and reply.get("id") == request["id"]:
+                return str(_result(reply))
+
+    async def close(self) -> None:
+        """Close the websocket channel and the HTTP session; the client may be used again."""
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def reconnecting_heads(
+    client: JsonRpcClient, *, initial_delay: float = 0.5, max_delay: float = 30.0
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield heads forever, resubscribing after any `RpcError` with capped backoff and jitter.
+
+    The delay doubles per failed attempt up to `max_delay` and resets once a head arrives; each
+    wait is drawn from [delay/2, delay] so many gateways restarting together do not stampede.
+    """
+    delay = initial_delay
+    while True:
+        try:
+            async for head in client.subscribe_new_heads():
+                delay = initial_delay
+                yield head
+        except RpcError as exc:
+            log.warning("head stream for %s failed (%s); reconnecting", client.network, exc.kind)
+        WS_RECONNECTS.labels(client.network).inc()
+        await asyncio.sleep(delay * (0.5 + random.random() / 2))
+        delay = min(delay * 2, max_delay)
