@@ -1,0 +1,1 @@
+"""Webhook delivery primitives: target validation and SSRF guard, and the HTTP sender."""
