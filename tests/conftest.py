@@ -1,4 +1,5 @@
 """Root fixtures. Component fixtures live in tests/support/ and are registered here."""
 
 pytest_plugins: list[str] = [
+    "tests.support.receiver",
 ]
