@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from indexer.domain.errors import ValidationError
-from indexer.webhook.target import is_forbidden_ip, is_metadata_ip, validate_url
+from indexer.webhook.target import (
+    ForbiddenTargetError,
+    GuardedResolver,
+    is_forbidden_ip,
+    is_metadata_ip,
+    validate_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -201,3 +210,69 @@ def test_is_forbidden_ip(ip: str, forbidden: bool) -> None:
 )
 def test_is_metadata_ip(ip: str, metadata: bool) -> None:
     assert is_metadata_ip(ip) is metadata
+
+
+class ScriptedResolver(AbstractResolver):
+    """A DNS stand-in answering each lookup with the next scripted list of addresses."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.closed = False
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=ip, port=port, family=family, proto=0, flags=0)
+            for ip in self.answers.pop(0)
+        ]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_guarded_resolver_passes_public_answers_through() -> None:
+    guard = GuardedResolver(allow_private=False, resolver=ScriptedResolver(["93.184.215.14"]))
+
+    [result] = await guard.resolve("example.com", 443)
+
+    assert result["host"] == "93.184.215.14"
+
+
+async def test_guarded_resolver_refuses_when_any_answer_is_private() -> None:
+    guard = GuardedResolver(
+        allow_private=False, resolver=ScriptedResolver(["93.184.215.14", "10.0.0.7"])
+    )
+
+    with pytest.raises(ForbiddenTargetError) as caught:
+        await guard.resolve("mixed.example", 443)
+
+    assert caught.value.address == "10.0.0.7"
+
+
+async def test_guarded_resolver_refuses_a_name_rebound_to_a_private_address() -> None:
+    guard = GuardedResolver(
+        allow_private=False, resolver=ScriptedResolver(["93.184.215.14"], ["127.0.0.1"])
+    )
+
+    await guard.resolve("rebind.example", 443)
+    with pytest.raises(ForbiddenTargetError):
+        await guard.resolve("rebind.example", 443)
+
+
+async def test_guarded_resolver_allows_private_but_never_metadata_when_configured() -> None:
+    guard = GuardedResolver(
+        allow_private=True, resolver=ScriptedResolver(["10.0.0.7"], ["169.254.169.254"])
+    )
+
+    assert await guard.resolve("internal.example", 443)
+    with pytest.raises(ForbiddenTargetError):
+        await guard.resolve("metadata.example", 80)
+
+
+async def test_guarded_resolver_closes_the_resolver_it_wraps() -> None:
+    inner = ScriptedResolver()
+
+    await GuardedResolver(allow_private=False, resolver=inner).close()
+
+    assert inner.closed
