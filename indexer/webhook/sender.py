@@ -117,6 +117,10 @@ class WebhookSender:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # endpoints must not share cookies
                 trust_env=False,  # no proxy from the environment: it would bypass the guard
+                # The excerpt cap counts raw bytes: a compressed answer could inflate far
+                # beyond it, so ask for none and never inflate what arrives anyway.
+                headers={"Accept-Encoding": "identity"},
+                auto_decompress=False,
             )
         return self._session
 

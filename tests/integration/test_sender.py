@@ -54,6 +54,7 @@ async def test_2xx_is_delivered_with_a_verifiable_signature(
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["User-Agent"] == f"chainpay-webhooks/{__version__}"
     assert request.headers["Chainpay-Event-Id"] == "evt_1"
+    assert request.headers["Accept-Encoding"] == "identity"
     assert verify_signature(request.body, request.headers["Chainpay-Signature"], SECRET)
 
 
