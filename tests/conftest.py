@@ -2,4 +2,5 @@
 
 pytest_plugins: list[str] = [
     "tests.support.receiver",
+    "tests.support.anvil",
 ]

@@ -1,0 +1,180 @@
+"""A fault-injecting JSON-RPC proxy in front of a node (HTTP and websocket), for tests.
+
+It runs as an aiohttp server on a loopback port inside the test's own event loop (use it from
+async tests: `async with RpcProxy(anvil.http_url) as proxy:`), so faults switch instantly and
+deterministically between two awaits. Faults are plain attributes:
+
+- `delay`: seconds to wait before answering each HTTP request or forwarding each websocket frame
+- `http_status`: answer every HTTP request with this status (429, 503, ...) instead
+- `max_log_range`: refuse `eth_getLogs` spanning more than this many blocks ("range too large")
+- `unknown_blocks`: block numbers the node pretends not to know ("unknown block")
+- `reject_batches`: answer a JSON-RPC batch with one error object, as nodes without batches do
+- `drop_websockets()`: cut every open websocket now (transport aborted, no close frame)
+
+`requests` records every (method, params) the proxy received, in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+RANGE_TOO_LARGE = {"code": -32005, "message": "query returned more than 10000 results"}
+UNKNOWN_BLOCK = {"code": -32000, "message": "unknown block"}
+
+# Where each method carries a block number among its params.
+_BLOCK_PARAM = {"eth_getBlockByNumber": 0, "debug_traceBlockByNumber": 0, "eth_getBalance": 1}
+
+
+class RpcProxy:
+    """Forwards JSON-RPC to `upstream` (an http:// node URL that also serves websockets)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.upstream_ws = "ws" + upstream.removeprefix("http")
+        self.requests: list[tuple[str, list[Any]]] = []
+        self._sockets: set[web.Request] = set()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.port = 0
+        self.clear_faults()
+
+    def clear_faults(self) -> None:
+        self.delay = 0.0
+        self.http_status: int | None = None
+        self.max_log_range: int | None = None
+        self.unknown_blocks: set[int] = set()
+        self.reject_batches = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def methods(self, name: str) -> list[list[Any]]:
+        """Params of every received request for method `name`."""
+        return [params for method, params in self.requests if method == name]
+
+    async def start(self) -> RpcProxy:
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        self.drop_websockets()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> RpcProxy:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def drop_websockets(self) -> None:
+        for request in list(self._sockets):
+            if request.transport is not None:
+                request.transport.abort()
+        self._sockets.clear()
+
+    # -- HTTP --------------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.http_status is not None:
+            return web.Response(status=self.http_status, text="injected fault")
+        body = await request.json()
+        if isinstance(body, list):
+            if self.reject_batches:
+                error = {"code": -32600, "message": "batch requests are not supported"}
+                return web.json_response({"jsonrpc": "2.0", "id": None, "error": error})
+            return web.json_response(await asyncio.gather(*(self._answer(r) for r in body)))
+        return web.json_response(await self._answer(body))
+
+    async def _answer(self, request: dict[str, Any]) -> Any:
+        fault = self._fault(request)
+        if fault is not None:
+            return fault
+        assert self._session is not None
+        async with self._session.post(self.upstream, json=request) as response:
+            return await response.json()
+
+    def _fault(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """An injected error reply for this request, or None to forward it."""
+        method, params = str(request.get("method")), list(request.get("params") or [])
+        self.requests.append((method, params))
+        error: dict[str, Any] | None = None
+        if method == "eth_getLogs" and self.max_log_range is not None:
+            query = params[0]
+            span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+            if span > self.max_log_range:
+                error = RANGE_TOO_LARGE
+        position = _BLOCK_PARAM.get(method)
+        if position is not None and len(params) > position:
+            tag = params[position]
+            numeric = isinstance(tag, str) and tag.startswith("0x")
+            if numeric and int(tag, 16) in self.unknown_blocks:
+                error = UNKNOWN_BLOCK
+        if error is None:
+            return None
+        return {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
+
+    # -- websocket ---------------------------------------------------------------------------
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        client = web.WebSocketResponse()
+        await client.prepare(request)
+        self._sockets.add(request)
+        assert self._session is not None
+        try:
+            async with self._session.ws_connect(self.upstream_ws) as upstream:
+                pumps = [
+                    asyncio.create_task(self._pump_up(client, upstream)),
+                    asyncio.create_task(self._pump_down(upstream, client)),
+                ]
+                _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+        finally:
+            self._sockets.discard(request)
+            await client.close()
+        return client
+
+    async def _pump_up(
+        self, client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+    ) -> None:
+        async for message in client:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            request = json.loads(message.data)
+            fault = self._fault(request) if isinstance(request, dict) else None
+            if fault is not None:
+                await client.send_str(json.dumps(fault))
+            else:
+                await upstream.send_str(message.data)
+
+    async def _pump_down(
+        self, upstream: aiohttp.ClientWebSocketResponse, client: web.WebSocketResponse
+    ) -> None:
+        async for message in upstream:
+            if message.type == aiohttp.WSMsgType.TEXT and not client.closed:
+                await client.send_str(message.data)
