@@ -1,1 +1,1 @@
-
+"""The outer ring: the aiohttp app, the CLI and the composition root that wires the process."""

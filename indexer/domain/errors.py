@@ -26,7 +26,7 @@ class NotFoundError(ChainpayError):
 
 
 class ConflictError(ChainpayError):
-    """The request conflicts with an earlier one (e.g. an Idempotency-Key reused with another body)."""
+    """The request conflicts with an earlier one (an Idempotency-Key reused with another body)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -1,1 +1,1 @@
-
+"""Long-running loops inside `chainpay serve`: chain tails, the expirer, the webhook dispatcher."""

@@ -1,0 +1,67 @@
+"""The admin socket: store and key commands reach a running gateway through a Unix socket.
+
+DuckDB lets one process write a file, so while `chainpay serve` runs, `chainpay store create`
+and `chainpay key create|revoke` cannot open it. They send the command here instead. The socket
+lives next to the database with mode 0600: file permissions are the authentication.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from api.bootstrap import Gateway
+from api.errors import error_middleware
+from api.keys import GATEWAY
+
+routes = web.RouteTableDef()
+
+
+def socket_path(database: Path) -> Path:
+    return database.resolve().parent / f".{database.name}.admin.sock"
+
+
+@routes.post("/admin/stores")
+async def create_store(request: web.Request) -> web.Response:
+    body = await request.json()
+    store, key = await request.app[GATEWAY].stores.create_store(
+        body.get("name"), body.get("evm_xpub")
+    )
+    return web.json_response(
+        {"store_id": store.id, "api_key": key.secret, "key_id": key.key_id}, status=201
+    )
+
+
+@routes.post("/admin/stores/{store_id}/keys")
+async def create_key(request: web.Request) -> web.Response:
+    key = await request.app[GATEWAY].stores.create_key(request.match_info["store_id"])
+    return web.json_response(
+        {"store_id": key.store_id, "api_key": key.secret, "key_id": key.key_id}, status=201
+    )
+
+
+@routes.post("/admin/keys/{key_id}/revoke")
+async def revoke_key(request: web.Request) -> web.Response:
+    await request.app[GATEWAY].stores.revoke_key(request.match_info["key_id"])
+    return web.json_response({"key_id": request.match_info["key_id"], "revoked": True})
+
+
+def build_admin_app(gateway: Gateway) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[GATEWAY] = gateway
+    app.add_routes(routes)
+    return app
+
+
+async def call(
+    database: Path, path: str, payload: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Send one admin command to the running gateway; raises OSError when nobody listens."""
+    connector = aiohttp.UnixConnector(path=str(socket_path(database)))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.post(f"http://chainpay{path}", json=payload or {}) as response:
+            return response.status, json.loads(await response.text())

@@ -1,0 +1,64 @@
+"""The aiohttp application: middlewares (errors, request ids, metrics, access log) and routes."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from aiohttp import web
+
+from api.bootstrap import Gateway
+from api.errors import Handler, error_middleware
+from api.keys import GATEWAY
+from api.requests import MAX_BODY
+from api.routes import invoices, store, system
+from indexer import metrics
+
+log = logging.getLogger("chainpay.access")
+REQUEST_ID = "chainpay.request_id"
+EXTRA_ROUTES: list[web.RouteTableDef] = []  # webhooks, events, checkout register here
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, latency histogram by route template (bounded labels), access log line."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or "req_" + secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:  # a streamed response has sent its headers already
+            response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics.API_REQUESTS.labels(route, request.method, str(status)).inc()
+        metrics.API_SECONDS.labels(route, request.method).observe(elapsed)
+        if route != "/metrics":
+            log.info(
+                "%s %s %s %.1fms",
+                request.method,
+                route,
+                status,
+                elapsed * 1000,
+                extra={"request_id": request_id, "status": status, "route": route},
+            )
+
+
+def build_app(gateway: Gateway, api: bool = True) -> web.Application:
+    """The HTTP app; with api=False only the operator endpoints (for `serve --no-api`)."""
+    app = web.Application(
+        middlewares=[observe_middleware, error_middleware], client_max_size=MAX_BODY
+    )
+    app[GATEWAY] = gateway
+    tables = [system.routes]
+    if api:
+        tables += [store.routes, invoices.routes, *EXTRA_ROUTES]
+    for table in tables:
+        app.add_routes(table)
+    return app

@@ -1,0 +1,138 @@
+"""The composition root: one Gateway wires settings, store, services and workers for a process.
+
+`chainpay serve`, the tests and the benchmarks all build the same Gateway. One process owns the
+DuckDB file, so the API, the chain tails, the expirer and the dispatcher all live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexer import metrics
+from indexer.config import Settings
+from indexer.domain.clock import Clock, SystemClock
+from indexer.matcher import AddressMatcher
+from indexer.services.invoices import InvoiceService
+from indexer.services.stores import StoreService
+from indexer.store.database import Database, StoreError
+from indexer.workers.expirer import Expirer
+
+log = logging.getLogger("chainpay")
+
+
+@dataclass
+class NetworkStatus:
+    """What the chain tail reports for /readyz: filled in by the tail worker."""
+
+    name: str
+    connected: bool = False
+    head: int | None = None
+    processed: int | None = None
+    lag_seconds: float | None = None
+    error: str | None = None
+
+    @property
+    def lag_blocks(self) -> int | None:
+        if self.head is None or self.processed is None:
+            return None
+        return max(self.head - self.processed, 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "head": self.head,
+            "processed": self.processed,
+            "lag_blocks": self.lag_blocks,
+            "lag_seconds": self.lag_seconds,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    db: Database = field(init=False)
+    stores: StoreService = field(init=False)
+    invoices: InvoiceService = field(init=False)
+    matcher: AddressMatcher = field(init=False)
+    network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
+    extensions: dict[str, Any] = field(init=False, default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+
+    def open(self, migrate: bool = True) -> None:
+        """Open DuckDB, apply migrations, rebuild the in-memory indexes. Raises StoreError."""
+        self.db = Database(self.settings.database)
+        if migrate:
+            self.db.migrate()
+        elif self.db.pending_migrations():
+            raise StoreError("the database needs migrations: run `chainpay migrate`")
+        self.matcher = AddressMatcher()
+        self.stores = StoreService(self.db, self.clock)
+        self.invoices = InvoiceService(
+            self.db, self.settings, self.stores, self.matcher, self.clock
+        )
+        self.db.read_sync(self.stores.load)
+        self.db.read_sync(self.invoices.load)
+        self.network_status = {name: NetworkStatus(name) for name in self.settings.networks}
+        metrics.BUILD.info({"version": _version()})
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            pending = self.db.pending_migrations()
+        except Exception as exc:  # a broken store is exactly what readiness must report
+            return False, f"store unavailable: {exc}"
+        if pending:
+            return False, f"migrations pending: {[m.name for m in pending]}"
+        return True, "ok"
+
+    def start_workers(self, loops: list[Callable[[], Awaitable[None]]]) -> None:
+        """Start background loops (see `background_loops`), each restarted if it crashes."""
+        for loop in loops:
+            self._tasks.append(asyncio.get_running_loop().create_task(_supervised(loop)))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+        await self.db.close()
+
+
+def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
+    """Everything `chainpay serve` runs beside the HTTP server."""
+    loops: list[Callable[[], Awaitable[None]]] = [
+        Expirer(gateway.db, gateway.settings, gateway.clock).run,
+    ]
+    return loops
+
+
+async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
+    """Keep a worker alive: log a crash, wait, start it again. Cancellation ends it."""
+    delay = 1.0
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "worker %s crashed; restarting in %.0fs", getattr(loop, "__qualname__", loop), delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def _version() -> str:
+    from indexer import __version__
+
+    return __version__

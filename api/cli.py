@@ -1,0 +1,256 @@
+"""The `chainpay` command: serve, migrate, store and key management.
+
+Exit codes: 0 done, 1 failed at run time, 2 bad configuration or bad input (one line on
+stderr naming the file and key, or the argument).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from api import admin
+from api.app import build_app
+from api.bootstrap import Gateway, background_loops
+from api.logs import configure_logging
+from indexer.config import ConfigError, Settings, load_settings
+from indexer.domain.clock import SystemClock
+from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
+from indexer.services.stores import StoreService
+from indexer.store.database import Database, DatabaseLocked, StoreError
+
+log = logging.getLogger("chainpay")
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+EXTRA_PARSERS: list[Callable[[Any], None]] = []  # other modules add subcommands (dev, backup, …)
+
+
+class UsageError(Exception):
+    """Bad input on the command line: exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command_key](args)
+    except ConfigError as exc:
+        print(f"chainpay: config error: {exc}", file=sys.stderr)
+        return 2
+    except (UsageError, ValidationError, ConflictError, NotFoundError) as exc:
+        print(f"chainpay: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"chainpay: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chainpay", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config", help="TOML config file (default: $CHAINPAY_CONFIG or ./chainpay.toml)"
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the API, chain indexer and webhook dispatcher")
+    serve.add_argument("--host", help="listen address (default from config, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default from config, 8080)")
+    serve.add_argument(
+        "--no-api",
+        action="store_true",
+        help="indexer and dispatcher only (still serves /metrics, /healthz, /readyz)",
+    )
+    serve.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    serve.set_defaults(command_key="serve")
+    COMMANDS["serve"] = cmd_serve
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(command_key="migrate")
+    COMMANDS["migrate"] = cmd_migrate
+
+    store = sub.add_parser("store", help="manage stores").add_subparsers(dest="store_command")
+    create = store.add_parser("create", help="create a store and print its first API key")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--evm-xpub", required=True, help="account xpub for m/44'/60'/0' (or its /0 chain)"
+    )
+    create.add_argument("--json", action="store_true", help='print only {"store_id", "api_key"}')
+    create.set_defaults(command="store", command_key="store create")
+    COMMANDS["store create"] = cmd_store_create
+
+    key = sub.add_parser("key", help="manage API keys").add_subparsers(dest="key_command")
+    key_create = key.add_parser("create", help="create another API key for a store")
+    key_create.add_argument("store_id")
+    key_create.add_argument("--json", action="store_true")
+    key_create.set_defaults(command="key", command_key="key create")
+    COMMANDS["key create"] = cmd_key_create
+    key_revoke = key.add_parser("revoke", help="revoke an API key (takes effect at once)")
+    key_revoke.add_argument("key_id")
+    key_revoke.set_defaults(command="key", command_key="key revoke")
+    COMMANDS["key revoke"] = cmd_key_revoke
+
+    for add in EXTRA_PARSERS:
+        add(sub)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+# -- serve -----------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configure_logging(settings.log_format, settings.log_level)
+    gateway = Gateway(settings)
+    embedded = not settings.database.exists() or settings.source == "defaults"
+    gateway.open(migrate=args.migrate or embedded)
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    asyncio.run(serve(gateway, host, port, api=not args.no_api))
+    return 0
+
+
+async def serve(gateway: Gateway, host: str, port: int, api: bool = True) -> None:
+    """Run until SIGINT/SIGTERM: HTTP site, admin socket and background loops."""
+    app = build_app(gateway, api=api)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    admin_runner = web.AppRunner(admin.build_admin_app(gateway), access_log=None)
+    await admin_runner.setup()
+    sock = admin.socket_path(gateway.settings.database)
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
+    await web.UnixSite(admin_runner, str(sock)).start()
+    os.chmod(sock, 0o600)
+    gateway.start_workers(background_loops(gateway))
+    log.info(
+        "chainpay listening on http://%s:%s (database %s)", host, port, gateway.settings.database
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await admin_runner.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        await gateway.close()
+
+
+# -- migrate ---------------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    db = Database(settings.database)
+    applied = db.migrate()
+    print(
+        f"{settings.database}: applied {len(applied)} migration(s)"
+        + "".join(f"\n  {m.name}" for m in applied)
+    )
+    asyncio.run(db.close())
+    return 0
+
+
+# -- stores and keys: directly on the file, or through a running gateway's admin socket ---------
+def _offline(
+    settings: Settings, action: Callable[[Database, StoreService], dict[str, Any]]
+) -> dict[str, Any] | None:
+    try:
+        db = Database(settings.database)
+    except DatabaseLocked:
+        return None
+    try:
+        db.migrate()
+        service = StoreService(db, SystemClock())
+        db.read_sync(service.load)
+        return action(db, service)
+    finally:
+        asyncio.run(db.close())
+
+
+def _online(settings: Settings, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    try:
+        status, body = asyncio.run(admin.call(settings.database, path, payload))
+    except OSError:
+        raise StoreError(
+            f"{settings.database} is locked by another process and no chainpay admin socket answers"
+        ) from None
+    if status >= 400:
+        error = body.get("error", {})
+        raise UsageError(error.get("message", f"failed with HTTP {status}"))
+    return body
+
+
+def cmd_store_create(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    def offline(db: Database, service: StoreService) -> dict[str, Any]:
+        store, key, _ = db.write_sync(
+            lambda c: service.create_store_tx(c, args.name, args.evm_xpub)
+        )
+        return {"store_id": store.id, "api_key": key.secret, "key_id": key.key_id}
+
+    result = _offline(settings, offline) or _online(
+        settings, "/admin/stores", {"name": args.name, "evm_xpub": args.evm_xpub}
+    )
+    _print_key(result, args.json, f"Created store {result['store_id']} ({args.name}).")
+    return 0
+
+
+def cmd_key_create(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    def offline(db: Database, service: StoreService) -> dict[str, Any]:
+        key, _ = db.write_sync(lambda c: service.create_key_tx(c, args.store_id))
+        return {"store_id": key.store_id, "api_key": key.secret, "key_id": key.key_id}
+
+    result = _offline(settings, offline) or _online(settings, f"/admin/stores/{args.store_id}/keys")
+    _print_key(
+        result, args.json, f"Created API key {result['key_id']} for store {result['store_id']}."
+    )
+    return 0
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    def offline(db: Database, service: StoreService) -> dict[str, Any]:
+        db.write_sync(lambda c: service.revoke_key_tx(c, args.key_id))
+        return {"key_id": args.key_id}
+
+    _offline(settings, offline) or _online(settings, f"/admin/keys/{args.key_id}/revoke")
+    print(f"Revoked API key {args.key_id}.")
+    return 0
+
+
+def _print_key(result: dict[str, Any], as_json: bool, headline: str) -> None:
+    if as_json:
+        print(json.dumps({"store_id": result["store_id"], "api_key": result["api_key"]}))
+        return
+    print(headline)
+    print(f"  key id:  {result['key_id']}")
+    print(f"  API key: {result['api_key']}")
+    print("The API key is shown only this once: store it in your backend's secrets now.")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""/v1/invoices: create (idempotent, group-committed), retrieve, list."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.auth import authenticated_store
+from api.errors import ApiError
+from api.keys import GATEWAY
+from api.requests import parse_json, query_limit, query_text, read_body
+from indexer.domain.invoice import Status
+from indexer.services.invoices import parse_new_invoice, request_fingerprint
+
+routes = web.RouteTableDef()
+_STATUSES = tuple(s.value for s in Status)
+
+
+@routes.post("/v1/invoices")
+async def create_invoice(request: web.Request) -> web.Response:
+    store = authenticated_store(request)
+    gateway = request.app[GATEWAY]
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters")
+    body = await read_body(request)
+    command = parse_new_invoice(parse_json(request, body), gateway.settings)
+    reply = await gateway.invoices.create(
+        store, command, key, request_fingerprint("POST", "/v1/invoices", body)
+    )
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    return web.json_response(reply.body, status=reply.status, headers=headers)
+
+
+@routes.get("/v1/invoices/{invoice_id}")
+async def get_invoice(request: web.Request) -> web.Response:
+    store = authenticated_store(request)
+    view = await request.app[GATEWAY].invoices.get(store.id, request.match_info["invoice_id"])
+    return web.json_response(view)
+
+
+@routes.get("/v1/invoices")
+async def list_invoices(request: web.Request) -> web.Response:
+    store = authenticated_store(request)
+    items, has_more = await request.app[GATEWAY].invoices.list(
+        store.id,
+        limit=query_limit(request),
+        status=query_text(request, "status", _STATUSES),
+        order_id=query_text(request, "order_id"),
+        starting_after=query_text(request, "starting_after"),
+    )
+    return web.json_response({"object": "list", "data": items, "has_more": has_more})

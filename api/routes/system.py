@@ -1,0 +1,47 @@
+"""Operator endpoints: /healthz (alive), /readyz (store and chains), /metrics, /openapi.json."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from api.keys import GATEWAY
+from api.openapi import openapi_document
+
+routes = web.RouteTableDef()
+BEHIND_BLOCKS = 3  # a block or two in flight is normal at 1-3 s block times
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    ok, detail = gateway.ready()
+    networks = {name: s.as_json() for name, s in gateway.network_status.items()}
+    behind = [
+        name
+        for name, s in gateway.network_status.items()
+        if not s.connected or (s.lag_blocks or 0) > BEHIND_BLOCKS
+    ]
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "store": detail,
+        "networks": networks,
+        "behind": behind,
+    }
+    return web.json_response(body, status=200 if ok else 503)
+
+
+@routes.get("/metrics")
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    data = generate_latest(REGISTRY)
+    return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[GATEWAY].settings.public_url))

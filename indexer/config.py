@@ -1,0 +1,343 @@
+"""Settings: one immutable object built once at start-up from a TOML file and CHAINPAY_* variables.
+
+Every rule failure raises ConfigError naming the source (file or variable) and the key, so the
+CLI can print one line and exit 2. Unknown keys are errors too: a typo must not be ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from indexer.domain.network import Asset, Network
+
+ENV_PREFIX = "CHAINPAY_"
+DEFAULT_FILE = "chainpay.toml"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9.]{1,16}$")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, unknown or invalid; names the source and the key."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        super().__init__(f"{source}: {key}: {message}")
+        self.source = source
+        self.key = key
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    allow_private_targets: bool = False
+    timeout_seconds: float = 10.0
+    max_concurrency_per_endpoint: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str
+    database: Path
+    public_url: str
+    networks: dict[str, Network] = field(default_factory=dict)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    default_expires_in: int = 900
+    monitoring_window: int = 86400
+    on_event_hook: str | None = None
+    log_format: str = "text"
+    log_level: str = "info"
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    def network(self, name: str) -> Network | None:
+        return self.networks.get(name)
+
+
+# key -> (type, default); nested tables are handled by their own readers below.
+_TOP_KEYS = {"database", "public_url", "networks", "webhooks", "invoices", "hooks", "log", "server"}
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Read the config file (explicit, $CHAINPAY_CONFIG, or ./chainpay.toml when present)."""
+    env = dict(os.environ if env is None else env)
+    chosen = path or env.get("CHAINPAY_CONFIG")
+    if chosen is None and Path(DEFAULT_FILE).is_file():
+        chosen = DEFAULT_FILE
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if chosen is not None:
+        source = str(chosen)
+        try:
+            raw = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(source, "-", "file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, "-", f"not valid TOML ({exc})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(source, "-", f"cannot read ({exc})") from None
+    overrides = _env_overrides(env)
+    return _build(raw, source, overrides)
+
+
+def _env_overrides(env: dict[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
+    """CHAINPAY_A__B=v sets key a.b; values parse as TOML literals, else as plain strings."""
+    result: dict[tuple[str, ...], tuple[str, Any]] = {}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "CHAINPAY_CONFIG":
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        result[path] = (f"environment variable {name}", value)
+    return result
+
+
+class _Reader:
+    """Reads one table, remembering where each value came from for error messages."""
+
+    def __init__(
+        self,
+        table: Any,
+        source: str,
+        prefix: str,
+        overrides: dict[tuple[str, ...], tuple[str, Any]],
+        path: tuple[str, ...] = (),
+    ) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(source, prefix or "-", "must be a table")
+        self.table = table
+        self.source = source
+        self.prefix = prefix
+        self.overrides = overrides
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, message: str) -> ConfigError:
+        override = self.overrides.get((*self.path, name))
+        return ConfigError(override[0] if override else self.source, self.key(name), message)
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        override = self.overrides.get((*self.path, name))
+        value = override[1] if override else self.table.get(name, default)
+        if value is None:
+            return None
+        # bool is an int in Python; a config that says `confirmations = true` is still wrong.
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.fail(name, f"expected {_type_name(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise self.fail(name, f"expected {_type_name(kind)}, got {type(value).__name__}")
+        return value
+
+    def require(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        value = self.get(name, kind)
+        if value is None:
+            raise self.fail(name, "is required")
+        return value
+
+    def only(self, allowed: set[str]) -> None:
+        for name in self.table:
+            if name not in allowed:
+                raise ConfigError(self.source, self.key(name), "unknown key")
+
+    def sub(self, name: str, default: Any = None) -> _Reader:
+        value = self.table.get(name, {} if default is None else default)
+        return _Reader(value, self.source, self.key(name), self.overrides, (*self.path, name))
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "an integer", str: "a string", bool: "true or false", float: "a number"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _build(
+    raw: dict[str, Any], source: str, overrides: dict[tuple[str, ...], tuple[str, Any]]
+) -> Settings:
+    top = _Reader(raw, source, "", overrides)
+    top.only(_TOP_KEYS)
+    for path, (origin, _) in overrides.items():
+        if path[0] not in _TOP_KEYS:
+            raise ConfigError(origin, ".".join(path), "unknown key")
+    database = top.get("database", str, "./chainpay.duckdb")
+    if not database.strip():
+        raise top.fail("database", "must not be empty")
+    public_url = top.get("public_url", str, "http://127.0.0.1:8080").rstrip("/")
+    if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc:
+        raise top.fail("public_url", f"not an http(s) URL: {public_url!r}")
+
+    webhooks = top.sub("webhooks")
+    webhooks.only({"allow_private_targets", "timeout_seconds", "max_concurrency_per_endpoint"})
+    hook_settings = WebhookSettings(
+        allow_private_targets=webhooks.get("allow_private_targets", bool, False),
+        timeout_seconds=float(_positive(webhooks, "timeout_seconds", (int, float), 10.0)),
+        max_concurrency_per_endpoint=_positive(webhooks, "max_concurrency_per_endpoint", int, 4),
+    )
+    invoices = top.sub("invoices")
+    invoices.only({"default_expires_in", "monitoring_window"})
+    hooks = top.sub("hooks")
+    hooks.only({"on_event"})
+    on_event = hooks.get("on_event", str)
+    if on_event is not None and not re.match(r"^[\w.]+:[\w.]+$", on_event):
+        raise hooks.fail("on_event", f'expected "package.module:function", got {on_event!r}')
+    log = top.sub("log")
+    log.only({"format", "level"})
+    log_format = log.get("format", str, "text")
+    if log_format not in ("text", "json"):
+        raise log.fail("format", 'expected "text" or "json"')
+    log_level = log.get("level", str, "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise log.fail("level", 'expected "debug", "info", "warning" or "error"')
+    server = top.sub("server")
+    server.only({"host", "port"})
+    port = server.get("port", int, 8080)
+    if not 0 <= port <= 65535:
+        raise server.fail("port", "must be between 0 and 65535")
+
+    networks_table = top.sub("networks")
+    networks = {name: _network(networks_table, name) for name in networks_table.table}
+    return Settings(
+        source=source,
+        database=Path(database),
+        public_url=public_url,
+        networks=networks,
+        webhooks=hook_settings,
+        default_expires_in=_positive(invoices, "default_expires_in", int, 900),
+        monitoring_window=_positive(invoices, "monitoring_window", int, 86400, allow_zero=True),
+        on_event_hook=on_event,
+        log_format=log_format,
+        log_level=log_level,
+        host=server.get("host", str, "127.0.0.1"),
+        port=port,
+    )
+
+
+def _positive(reader: _Reader, name: str, kind: Any, default: Any, allow_zero: bool = False) -> Any:
+    value = reader.get(name, kind, default)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise reader.fail(name, "must be greater than zero")
+    return value
+
+
+_NETWORK_KEYS = {
+    "kind",
+    "chain_id",
+    "rpc_url",
+    "confirmations",
+    "native",
+    "tokens",
+    "title",
+    "finality",
+    "finality_wait_seconds",
+}
+
+
+def _network(parent: _Reader, name: str) -> Network:
+    if not _NAME.match(name):
+        raise ConfigError(
+            parent.source, parent.key(name), "network names are lowercase a-z, 0-9, _ or -"
+        )
+    net = parent.sub(name)
+    net.only(_NETWORK_KEYS)
+    kind = net.get("kind", str, "evm")
+    if kind != "evm":
+        raise net.fail("kind", f'only "evm" is supported, got {kind!r}')
+    chain_id = net.require("chain_id", int)
+    if chain_id <= 0:
+        raise net.fail("chain_id", "must be a positive integer")
+    rpc_url = net.require("rpc_url", str)
+    if (
+        urlsplit(rpc_url).scheme not in ("ws", "wss", "http", "https")
+        or not urlsplit(rpc_url).netloc
+    ):
+        raise net.fail(
+            "rpc_url", "expected a ws://, wss://, http:// or https:// URL of your own node"
+        )
+    confirmations = net.require("confirmations", int)
+    if not 1 <= confirmations <= 1000:
+        raise net.fail("confirmations", "must be between 1 and 1000")
+    native_reader = net.sub("native")
+    native_reader.only({"symbol", "decimals"})
+    native = Asset(symbol=_symbol(native_reader), decimals=_decimals(native_reader))
+
+    tokens_value = net.table.get("tokens", [])
+    if not isinstance(tokens_value, list):
+        raise net.fail("tokens", "expected an array of tables ([[networks.NAME.tokens]])")
+    tokens: list[Asset] = []
+    seen = {native.symbol}
+    contracts: set[str] = set()
+    for i, entry in enumerate(tokens_value):
+        tok = _Reader(entry, net.source, f"{net.key('tokens')}[{i}]", {}, ())
+        tok.only({"symbol", "contract", "decimals"})
+        symbol = _symbol(tok)
+        if symbol in seen:
+            raise tok.fail("symbol", f"duplicate symbol {symbol!r} in network {name!r}")
+        seen.add(symbol)
+        contract = tok.require("contract", str)
+        if not _ADDRESS.match(contract):
+            raise tok.fail("contract", f"not a valid 0x address: {contract!r}")
+        if not _checksum_ok(contract):
+            raise tok.fail("contract", f"bad EIP-55 checksum: {contract!r}")
+        if contract.lower() in contracts:
+            raise tok.fail("contract", f"contract {contract} is listed twice")
+        contracts.add(contract.lower())
+        tokens.append(
+            Asset(symbol=symbol, decimals=_decimals(tok), contract=_to_checksum(contract))
+        )
+    finality_wait = _positive(net, "finality_wait_seconds", int, 900)
+    return Network(
+        name=name,
+        chain_id=chain_id,
+        rpc_url=rpc_url,
+        confirmations=confirmations,
+        native=native,
+        tokens=tuple(tokens),
+        title=net.get("title", str, "") or _default_title(chain_id, name),
+        finality=net.get("finality", bool, False),
+        finality_wait_seconds=finality_wait,
+    )
+
+
+def _symbol(reader: _Reader) -> str:
+    symbol = reader.require("symbol", str)
+    if not _SYMBOL.match(symbol):
+        raise reader.fail("symbol", f"expected 1-16 letters or digits, got {symbol!r}")
+    return symbol
+
+
+def _decimals(reader: _Reader) -> int:
+    decimals = reader.require("decimals", int)
+    if not 0 <= decimals <= 36:
+        raise reader.fail("decimals", "must be between 0 and 36")
+    return decimals
+
+
+def _checksum_ok(address: str) -> bool:
+    """All-lowercase or all-uppercase hex carries no checksum; mixed case must be EIP-55."""
+    body = address[2:]
+    if body == body.lower() or body == body.upper():
+        return True
+    return _to_checksum(address) == address
+
+
+def _to_checksum(address: str) -> str:
+    from eth_utils import to_checksum_address  # local: eth_utils is heavy and only needed here
+
+    return str(to_checksum_address(address))
+
+
+_TITLES = {1: "Ethereum", 56: "BNB Smart Chain", 97: "BNB Smart Chain Testnet", 11155111: "Sepolia"}
+
+
+def _default_title(chain_id: int, name: str) -> str:
+    return _TITLES.get(chain_id, name.replace("_", " ").replace("-", " ").title())

@@ -1,0 +1,39 @@
+"""Building outbox events: the payload is the invoice exactly as the API shows it, frozen now."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from indexer.domain.ids import new_id
+from indexer.domain.network import Network
+from indexer.domain.records import Invoice, Payment
+from indexer.domain.view import invoice_view, iso
+from indexer.store.events import EventRow
+
+
+def invoice_event(
+    type_: str,
+    invoice: Invoice,
+    payments: Sequence[Payment],
+    network: Network,
+    public_url: str,
+    now: datetime,
+) -> EventRow:
+    event_id = new_id("evt")
+    payload = {
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "created_at": iso(now),
+        "data": {"invoice": invoice_view(invoice, payments, network, public_url)},
+    }
+    return EventRow(
+        id=event_id,
+        store_id=invoice.store_id,
+        type=type_,
+        invoice_id=invoice.id,
+        payload=json.dumps(payload, separators=(",", ":")),
+        created_at=now,
+    )

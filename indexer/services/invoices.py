@@ -1,0 +1,314 @@
+"""Creating and reading invoices: a fresh HD address each, group-committed with its event.
+
+The create path touches DuckDB once, inside a shared transaction (group commit): the invoice,
+its `invoice.created` event and the idempotency record commit together. The HD index comes from
+memory, so concurrent requests can never share an address; the address joins the matcher only
+after the commit, so the indexer never watches an address that might not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from indexer import metrics
+from indexer.config import Settings
+from indexer.domain.clock import Clock
+from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
+from indexer.domain.ids import looks_like, new_id
+from indexer.domain.invoice import EventType, Status
+from indexer.domain.money import parse_amount
+from indexer.domain.records import Invoice
+from indexer.domain.view import invoice_view
+from indexer.services.events import invoice_event
+from indexer.services.stores import Store, StoreService
+from indexer.store import events as event_queries
+from indexer.store import idempotency
+from indexer.store import invoices as queries
+from indexer.store.database import Connection, Database
+
+IDEMPOTENCY_TTL = timedelta(hours=48)  # promised: at least 24 h
+
+
+class AddressWatch(Protocol):
+    def add(self, address: str) -> None: ...
+
+    def add_many(self, addresses: Iterable[str]) -> int: ...
+
+
+@dataclass(frozen=True)
+class NewInvoice:
+    """A validated create request."""
+
+    network: str
+    asset: str
+    amount: int
+    order_id: str | None
+    metadata: dict[str, Any] | None
+    expires_in: int
+    redirect_url: str | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class InvoiceService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        stores: StoreService,
+        watch: AddressWatch,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.stores = stores
+        self.watch = watch
+        self.clock = clock
+        self._idempotent: dict[tuple[str, str], idempotency.IdempotentResponse] = {}
+        self._in_flight: dict[tuple[str, str], asyncio.Future[Reply]] = {}
+
+    def load(self, conn: Connection) -> None:
+        """Rebuild the watched addresses and recent idempotency keys from DuckDB."""
+        self.watch.add_many(queries.all_addresses(conn))
+        since = self.clock.now() - IDEMPOTENCY_TTL
+        for item in idempotency.recent_responses(conn, since):
+            self._idempotent[(item.store_id, item.key)] = item
+
+    # -- create ----------------------------------------------------------------------------
+    async def create(
+        self, store: Store, command: NewInvoice, idempotency_key: str | None, request_hash: str
+    ) -> Reply:
+        if idempotency_key is None:
+            return await self._create(store, command, None, request_hash)
+        slot = (store.id, idempotency_key)
+        stored = self._idempotent.get(slot)
+        if stored is not None:
+            return self._replay(stored, request_hash)
+        running = self._in_flight.get(slot)
+        if running is not None:  # same key racing itself: wait for the first, then replay
+            first = await asyncio.shield(running)
+            stored = self._idempotent.get(slot)
+            if stored is None:
+                return first
+            return self._replay(stored, request_hash)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._in_flight[slot] = future
+        try:
+            reply = await self._create(store, command, idempotency_key, request_hash)
+            future.set_result(reply)
+            return reply
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._in_flight[slot]
+
+    def _replay(self, stored: idempotency.IdempotentResponse, request_hash: str) -> Reply:
+        if stored.request_hash != request_hash:
+            raise ConflictError(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request body",
+            )
+        return Reply(stored.status, json.loads(stored.response), replayed=True)
+
+    async def _create(
+        self, store: Store, cmd: NewInvoice, idempotency_key: str | None, request_hash: str
+    ) -> Reply:
+        network = self.settings.networks[cmd.network]
+        now = self.clock.now()
+        index = self.stores.allocate_index(store.id)
+        address = store.xpub.address(index)
+        expires_at = now + timedelta(seconds=cmd.expires_in)
+        invoice = Invoice(
+            id=new_id("inv"),
+            store_id=store.id,
+            network=cmd.network,
+            asset=cmd.asset,
+            amount=cmd.amount,
+            address=address,
+            address_index=index,
+            status=Status.NEW,
+            exception=None,
+            amount_received=0,
+            amount_confirmed=0,
+            reorg_flagged=False,
+            order_id=cmd.order_id,
+            metadata=cmd.metadata,
+            redirect_url=cmd.redirect_url,
+            expires_at=expires_at,
+            monitoring_until=expires_at + timedelta(seconds=self.settings.monitoring_window),
+            created_at=now,
+            updated_at=now,
+            paid_at=None,
+        )
+        event = invoice_event(
+            EventType.INVOICE_CREATED.value, invoice, [], network, self.settings.public_url, now
+        )
+        body = invoice_view(invoice, [], network, self.settings.public_url)
+        remembered = None
+        if idempotency_key is not None:
+            remembered = idempotency.IdempotentResponse(
+                store.id, idempotency_key, request_hash, 201, json.dumps(body), now
+            )
+
+        def write(conn: Connection) -> None:
+            queries.insert_invoices(conn, [invoice])
+            event_queries.insert_events(conn, [event])
+            if remembered is not None:
+                idempotency.insert_response(conn, remembered)
+
+        await self.db.write(write)
+        self.watch.add(address)
+        if remembered is not None:
+            self._idempotent[(store.id, remembered.key)] = remembered
+        metrics.INVOICES_CREATED.labels(cmd.network, cmd.asset).inc()
+        return Reply(201, body)
+
+    async def prune_idempotency(self) -> int:
+        cutoff = self.clock.now() - IDEMPOTENCY_TTL
+        for slot in [s for s, item in self._idempotent.items() if item.created_at < cutoff]:
+            del self._idempotent[slot]
+        return await self.db.write(lambda c: idempotency.delete_older_than(c, cutoff), kind="prune")
+
+    # -- read ------------------------------------------------------------------------------
+    async def get(self, store_id: str | None, invoice_id: str) -> dict[str, Any]:
+        """The invoice view; `store_id` None only for the public checkout (id is the secret)."""
+        if not looks_like("inv", invoice_id):
+            raise NotFoundError(f"no invoice {invoice_id}")
+
+        def read(conn: Connection) -> tuple[Invoice | None, list[Any]]:
+            invoice = queries.get_invoice(conn, invoice_id)
+            if invoice is None:
+                return None, []
+            return invoice, queries.payments_for(conn, [invoice_id])[invoice_id]
+
+        invoice, payments = await self.db.read(read)
+        if invoice is None or (store_id is not None and invoice.store_id != store_id):
+            raise NotFoundError(f"no invoice {invoice_id}")
+        return self.view(invoice, payments)
+
+    def view(self, invoice: Invoice, payments: list[Any]) -> dict[str, Any]:
+        return invoice_view(
+            invoice, payments, self.settings.networks[invoice.network], self.settings.public_url
+        )
+
+    async def list(
+        self,
+        store_id: str,
+        limit: int,
+        status: str | None,
+        order_id: str | None,
+        starting_after: str | None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        def read(conn: Connection) -> tuple[list[Invoice], bool, dict[str, list[Any]]]:
+            cursor = None
+            if starting_after is not None:
+                cursor = (
+                    queries.get_invoice(conn, starting_after)
+                    if looks_like("inv", starting_after)
+                    else None
+                )
+                if cursor is None or cursor.store_id != store_id:
+                    raise ValidationError(
+                        "invalid_cursor",
+                        "starting_after is not an invoice of this store",
+                        "starting_after",
+                    )
+            items, has_more = queries.list_invoices(conn, store_id, limit, status, order_id, cursor)
+            return items, has_more, queries.payments_for(conn, [i.id for i in items])
+
+        items, has_more, payments = await self.db.read(read)
+        return [self.view(i, payments[i.id]) for i in items], has_more
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """Same key + same request replays; the body is compared after JSON normalisation."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+def parse_new_invoice(payload: object, settings: Settings) -> NewInvoice:
+    """Validate a create request body; every error names the field."""
+    if not isinstance(payload, dict):
+        raise ValidationError("invalid_body", "the request body must be a JSON object", None)
+    allowed = {"network", "asset", "amount", "order_id", "metadata", "expires_in", "redirect_url"}
+    for name in payload:
+        if name not in allowed:
+            raise ValidationError("unknown_field", f"unknown field {name!r}", str(name)[:100])
+    network_name = payload.get("network")
+    if not isinstance(network_name, str):
+        raise ValidationError("invalid_network", "network is required (a string)", "network")
+    network = settings.network(network_name)
+    if network is None:
+        known = ", ".join(sorted(settings.networks)) or "none configured"
+        raise ValidationError(
+            "unknown_network", f"unknown network {network_name[:64]!r} (known: {known})", "network"
+        )
+    asset_symbol = payload.get("asset")
+    if not isinstance(asset_symbol, str):
+        raise ValidationError("invalid_asset", "asset is required (a string)", "asset")
+    asset = network.asset(asset_symbol)
+    if asset is None:
+        known = ", ".join(a.symbol for a in network.assets)
+        raise ValidationError(
+            "unknown_asset",
+            f"unknown asset {asset_symbol[:32]!r} on {network_name} (known: {known})",
+            "asset",
+        )
+    if "amount" not in payload:
+        raise ValidationError("invalid_amount", "amount is required", "amount")
+    amount = parse_amount(payload["amount"], asset.decimals)
+    order_id = _optional_text(payload, "order_id", 200)
+    metadata = payload.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise ValidationError("invalid_metadata", "metadata must be a JSON object", "metadata")
+        if len(json.dumps(metadata)) > 8192:
+            raise ValidationError("invalid_metadata", "metadata must be at most 8 KB", "metadata")
+    expires_in = payload.get("expires_in", settings.default_expires_in)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise ValidationError("invalid_expires_in", "expires_in must be an integer", "expires_in")
+    if not 60 <= expires_in <= 30 * 86400:
+        raise ValidationError(
+            "invalid_expires_in", "expires_in must be between 60 and 2592000 seconds", "expires_in"
+        )
+    redirect_url = _optional_text(payload, "redirect_url", 2048)
+    if redirect_url is not None and not redirect_url.startswith(("https://", "http://")):
+        raise ValidationError(
+            "invalid_redirect_url", "redirect_url must be http(s)", "redirect_url"
+        )
+    return NewInvoice(
+        network=network_name,
+        asset=asset_symbol,
+        amount=amount,
+        order_id=order_id,
+        metadata=metadata,
+        expires_in=expires_in,
+        redirect_url=redirect_url,
+    )
+
+
+def _optional_text(payload: dict[str, Any], name: str, limit: int) -> str | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ValidationError(
+            f"invalid_{name}", f"{name} must be a string of 1-{limit} characters", name
+        )
+    return value

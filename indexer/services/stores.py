@@ -1,0 +1,171 @@
+"""Stores and API keys: creation, revocation, and authentication from an in-memory index.
+
+Keys are 256 random bits shown once; only their SHA-256 is stored. Authentication hashes the
+presented key and looks the digest up in memory (rebuilt from DuckDB at start), then compares
+in constant time, so no request needs a database read to authenticate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from indexer.domain.clock import Clock
+from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
+from indexer.domain.ids import looks_like, new_id
+from indexer.store import invoices as invoice_queries
+from indexer.store import stores as queries
+from indexer.store.database import Connection, Database
+from indexer.wallet import ExtendedPublicKey, parse_xpub
+
+KEY_PREFIX = "cpk_"
+
+
+@dataclass(frozen=True)
+class Store:
+    id: str
+    name: str
+    xpub: ExtendedPublicKey
+    created_at_iso: str
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key_id: str
+    store_id: str
+    secret: str  # shown once, never stored
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class StoreService:
+    """Owns the in-memory view of stores, keys and each store's next HD index."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.stores: dict[str, Store] = {}
+        self._keys: dict[str, tuple[str, str]] = {}  # key hash -> (key id, store id)
+        self._key_ids: dict[str, str] = {}  # key id -> key hash
+        self._next_index: dict[str, int] = {}
+
+    def load(self, conn: Connection) -> None:
+        """Rebuild the in-memory indexes from DuckDB (at start-up)."""
+        for row in queries.all_stores(conn):
+            self.stores[row.id] = Store(
+                row.id, row.name, parse_xpub(row.evm_xpub), row.created_at.isoformat()
+            )
+        for key in queries.active_api_keys(conn):
+            self._keys[key.key_hash] = (key.id, key.store_id)
+            self._key_ids[key.id] = key.key_hash
+        self._next_index = invoice_queries.next_address_indexes(conn)
+
+    # -- authentication ------------------------------------------------------------------
+    def authenticate(self, secret: str) -> Store | None:
+        digest = hash_key(secret)
+        found = self._keys.get(digest)
+        if found is None:
+            hmac.compare_digest(digest, digest)  # same work on a miss as on a hit
+            return None
+        key_id, store_id = found
+        if not hmac.compare_digest(self._key_ids.get(key_id, ""), digest):
+            return None
+        return self.stores.get(store_id)
+
+    def allocate_index(self, store_id: str) -> int:
+        """The store's next HD index; the event loop makes this atomic across requests."""
+        index = self._next_index.get(store_id, 0)
+        self._next_index[store_id] = index + 1
+        return index
+
+    # -- commands (also run from the CLI through Database.write_sync) -----------------------
+    def prepare_store(
+        self, name: object, evm_xpub: object
+    ) -> tuple[queries.StoreRow, ExtendedPublicKey]:
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise ValidationError("invalid_name", "name must be 1-200 characters", "name")
+        xpub = parse_xpub(evm_xpub)
+        row = queries.StoreRow(
+            id=new_id("st"),
+            name=name.strip(),
+            evm_xpub=xpub.original,
+            xpub_chain=xpub.fingerprint,
+            created_at=self.clock.now(),
+        )
+        return row, xpub
+
+    def create_store_tx(
+        self, conn: Connection, name: object, evm_xpub: object
+    ) -> tuple[Store, NewKey, queries.ApiKeyRow]:
+        """Create a store and its first key inside the caller's transaction (no memory change)."""
+        row, xpub = self.prepare_store(name, evm_xpub)
+        if queries.store_by_chain(conn, row.xpub_chain) is not None:
+            raise ConflictError(
+                "xpub_in_use",
+                "another store already uses this extended public key; two stores on one key "
+                "would hand out the same addresses",
+            )
+        queries.insert_store(conn, row)
+        key, key_row = self._insert_key(conn, row.id)
+        return Store(row.id, row.name, xpub, row.created_at.isoformat()), key, key_row
+
+    def create_key_tx(self, conn: Connection, store_id: str) -> tuple[NewKey, queries.ApiKeyRow]:
+        if store_id not in self.stores:
+            raise NotFoundError(f"no store {store_id}")
+        return self._insert_key(conn, store_id)
+
+    def revoke_key_tx(self, conn: Connection, key_id: str) -> queries.ApiKeyRow:
+        row = (
+            queries.revoke_api_key(conn, key_id, self.clock.now())
+            if looks_like("key", key_id)
+            else None
+        )
+        if row is None:
+            raise NotFoundError(f"no API key {key_id}")
+        return row
+
+    # -- the same commands from the running server: memory changes only after commit ------
+    async def create_store(self, name: object, evm_xpub: object) -> tuple[Store, NewKey]:
+        store, key, key_row = await self.db.write(lambda c: self.create_store_tx(c, name, evm_xpub))
+        self.remember_store(store)
+        self.remember_key(key_row)
+        return store, key
+
+    async def create_key(self, store_id: str) -> NewKey:
+        key, key_row = await self.db.write(lambda c: self.create_key_tx(c, store_id))
+        self.remember_key(key_row)
+        return key
+
+    async def revoke_key(self, key_id: str) -> None:
+        row = await self.db.write(lambda c: self.revoke_key_tx(c, key_id))
+        self.forget_key(row.id)
+
+    def remember_store(self, store: Store) -> None:
+        self.stores[store.id] = store
+        self._next_index.setdefault(store.id, 0)
+
+    def remember_key(self, row: queries.ApiKeyRow) -> None:
+        self._keys[row.key_hash] = (row.id, row.store_id)
+        self._key_ids[row.id] = row.key_hash
+
+    def forget_key(self, key_id: str) -> None:
+        digest = self._key_ids.pop(key_id, None)
+        if digest is not None:
+            self._keys.pop(digest, None)
+
+    def _insert_key(self, conn: Connection, store_id: str) -> tuple[NewKey, queries.ApiKeyRow]:
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = queries.ApiKeyRow(
+            id=new_id("key"),
+            store_id=store_id,
+            key_hash=hash_key(secret),
+            prefix=secret[:10],
+            created_at=self.clock.now(),
+            revoked_at=None,
+        )
+        queries.insert_api_key(conn, row)
+        return NewKey(row.id, store_id, secret), row

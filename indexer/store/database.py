@@ -1,0 +1,258 @@
+"""The DuckDB store: the one connection, numbered migrations, and the threads that talk to it.
+
+DuckDB is slow at single-row commits (~500/s here) and fast in bulk, and one process owns the
+file. So every write goes through `write()`: concurrent callers are grouped into one
+transaction (group commit) and each is answered only after that transaction is durable.
+Reads run on their own cursors on a small thread pool so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from indexer import metrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Connection = duckdb.DuckDBPyConnection
+
+
+class StoreError(Exception):
+    """The database cannot be used as it is (locked by another process, newer schema, …)."""
+
+
+class DatabaseLocked(StoreError):
+    """Another process (usually a running `chainpay serve`) holds the DuckDB file."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """The numbered migrations shipped with the package, in order."""
+    found = []
+    for entry in resources.files("indexer.store.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:3].isdigit():
+            found.append(Migration(int(name[:3]), name[:-4], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"migrations must be numbered 001, 002, … without gaps: {versions}")
+    return found
+
+
+def open_connection(path: Path | str, read_only: bool = False) -> Connection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DatabaseLocked(
+                f"{path} is in use by another process (is `chainpay serve` running?)"
+            ) from None
+        raise StoreError(f"cannot open {path}: {exc}") from None
+
+
+def applied_versions(conn: Connection) -> list[int]:
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return []
+    return [
+        row[0]
+        for row in conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
+    ]
+
+
+def pending_migrations(conn: Connection) -> list[Migration]:
+    done = set(applied_versions(conn))
+    known = migrations()
+    newer = done - {m.version for m in known}
+    if newer:
+        raise StoreError(
+            f"the database has schema versions {sorted(newer)} that this chainpay does not know: "
+            "it was written by a newer release"
+        )
+    return [m for m in known if m.version not in done]
+
+
+def migrate(conn: Connection) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction; returns what was applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    applied = []
+    for migration in pending_migrations(conn):
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.name, datetime.now(UTC)],
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("applied migration %s", migration.name)
+        applied.append(migration)
+    return applied
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Connection], Any]
+    future: asyncio.Future[Any]
+    kind: str
+
+
+@dataclass
+class _Batch:
+    jobs: list[_Job] = field(default_factory=list)
+
+
+class Database:
+    """Owns the DuckDB connection. `write()` group-commits; `read()` runs on reader cursors."""
+
+    def __init__(self, path: Path | str, readers: int = 2) -> None:
+        self.path = Path(path)
+        self.conn = open_connection(self.path)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="duckdb-reader")
+        self._local = threading.local()
+        self._pending: list[_Job] = []
+        self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def migrate(self) -> list[Migration]:
+        return migrate(self.conn)
+
+    def pending_migrations(self) -> list[Migration]:
+        return pending_migrations(self.conn)
+
+    async def close(self) -> None:
+        self._closed = True
+        while self._flush_task is not None and not self._flush_task.done():
+            await self._flush_task
+        self._readers.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        self.conn.close()
+
+    # -- reads -------------------------------------------------------------------------------
+    def _cursor(self) -> Connection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self.conn.cursor()
+            self._local.cursor = cursor
+        return cursor
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run a read-only function on a reader thread's own cursor (a consistent snapshot)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._cursor()))
+
+    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+        """For start-up and CLI code that runs before the event loop."""
+        return fn(self.conn)
+
+    # -- writes ------------------------------------------------------------------------------
+    async def write(self, fn: Callable[[Connection], T], kind: str = "api") -> T:
+        """Run `fn` inside a write transaction shared with whatever else is waiting to commit.
+
+        Returns once the transaction is committed. If `fn` raises, only its own work is undone
+        (the batch is replayed without it) and the exception is raised here.
+        """
+        if self._closed:
+            raise StoreError("database is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append(_Job(fn, future, kind))
+        if not self._flushing:
+            self._flushing = True
+            self._flush_task = loop.create_task(self._flush())
+        return await future
+
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        """One transaction, outside the event loop (CLI commands with the server stopped)."""
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            result = fn(self.conn)
+            self.conn.execute("COMMIT")
+            return result
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                jobs, self._pending = self._pending, []
+                outcomes = await loop.run_in_executor(self._writer, self._commit_batch, jobs)
+                for job, (ok, value) in zip(jobs, outcomes, strict=True):
+                    if job.future.done():
+                        continue
+                    if ok:
+                        job.future.set_result(value)
+                    else:
+                        job.future.set_exception(value)
+        finally:
+            self._flushing = False
+            if self._pending:  # arrived between the last swap and the flag reset
+                self._flushing = True
+                self._flush_task = loop.create_task(self._flush())
+
+    def _commit_batch(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+        kind = jobs[0].kind if len({j.kind for j in jobs}) == 1 else "mixed"
+        started = time.perf_counter()
+        outcomes = self._run_in_transaction(jobs)
+        if outcomes is None:
+            # Something failed: replay each job alone so one bad job cannot undo the others.
+            outcomes = []
+            for job in jobs:
+                single = self._run_in_transaction([job])
+                outcomes.append(single[0] if single else self._last_error)
+        metrics.DB_COMMIT_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        metrics.DB_BATCH_SIZE.labels(kind).observe(len(jobs))
+        return outcomes
+
+    _last_error: tuple[bool, Any] = (False, None)
+
+    def _run_in_transaction(self, jobs: list[_Job]) -> list[tuple[bool, Any]] | None:
+        conn = self.conn
+        conn.execute("BEGIN TRANSACTION")
+        results: list[tuple[bool, Any]] = []
+        try:
+            for job in jobs:
+                results.append((True, job.fn(conn)))
+            conn.execute("COMMIT")
+            return results
+        except Exception as exc:  # the job's own error, or DuckDB's on commit
+            try:
+                conn.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            self._last_error = (False, exc)
+            if len(jobs) == 1:
+                return [self._last_error]
+            return None
