@@ -37,7 +37,7 @@ class RpcProxy:
         self.upstream = upstream
         self.upstream_ws = "ws" + upstream.removeprefix("http")
         self.requests: list[tuple[str, list[Any]]] = []
-        self._sockets: set[web.Request] = set()
+        self._sockets: set[asyncio.Transport] = set()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -87,9 +87,8 @@ class RpcProxy:
         await self.stop()
 
     def drop_websockets(self) -> None:
-        for request in list(self._sockets):
-            if request.transport is not None:
-                request.transport.abort()
+        for transport in list(self._sockets):
+            transport.abort()
         self._sockets.clear()
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -140,7 +139,9 @@ class RpcProxy:
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         client = web.WebSocketResponse()
         await client.prepare(request)
-        self._sockets.add(request)
+        transport = request.transport
+        assert transport is not None
+        self._sockets.add(transport)
         assert self._session is not None
         try:
             async with self._session.ws_connect(self.upstream_ws) as upstream:
@@ -153,7 +154,7 @@ class RpcProxy:
                     task.cancel()
                 await asyncio.gather(*pumps, return_exceptions=True)
         finally:
-            self._sockets.discard(request)
+            self._sockets.discard(transport)
             await client.close()
         return client
 
