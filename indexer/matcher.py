@@ -10,8 +10,9 @@ the number of issued addresses. Addresses are lowercase hex `0x…` strings, as 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
+from itertools import islice
 
 from rbloom import Bloom
 
@@ -19,6 +20,7 @@ from indexer.metrics import BLOOM_FALSE_POSITIVES, BLOOM_FILL, ISSUED_ADDRESSES
 
 _KEY = 20
 _EMPTY = bytes(_KEY)
+_CHUNK = 65_536
 
 
 def _key(address: str) -> bytes:
@@ -161,20 +163,30 @@ class AddressMatcher:
         self.add_many((address,))
 
     def add_many(self, addresses: Iterable[str]) -> int:
-        """Watch many addresses at once (sized up front); returns how many were new."""
-        lowered = [address.lower() for address in addresses]
-        keys = [_key(address) for address in lowered]
-        needed = len(self._table) + len(keys)
+        """Watch many addresses (any hex case); returns how many were new.
+
+        Sized inputs are made room for up front; input is consumed in chunks so that loading a
+        million addresses at start never holds a million temporary strings. On a malformed
+        address, ValueError is raised and earlier chunks stay added.
+        """
+        if isinstance(addresses, Sized):
+            self._reserve(len(self._table) + len(addresses))
+        iterator = iter(addresses)
+        added = 0
+        while chunk := [address.lower() for address in islice(iterator, _CHUNK)]:
+            keys = [_key(address) for address in chunk]
+            self._reserve(len(self._table) + len(keys))
+            for address, key in zip(chunk, keys, strict=True):
+                if self._table.add(key):
+                    self._bloom.add(address)
+                    added += 1
+        self._publish()
+        return added
+
+    def _reserve(self, needed: int) -> None:
         if needed > self._capacity:
             self._grow(needed)
         self._table.reserve(needed)
-        added = 0
-        for address, key in zip(lowered, keys, strict=True):
-            if self._table.add(key):
-                self._bloom.add(address)
-                added += 1
-        self._publish()
-        return added
 
     def screen(self, addresses: Iterable[str]) -> set[str]:
         """The issued addresses among `addresses` (lowercase), confirmed against the exact set."""
