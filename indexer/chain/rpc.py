@@ -112,7 +112,8 @@ class _WsChannel:
                     reply = json.loads(message.data)
                 except ValueError:
                     continue
-                waiter = self._pending.get(reply.get("id")) if isinstance(reply, dict) else None
+                reply_id = reply.get("id") if isinstance(reply, dict) else None
+                waiter = self._pending.get(reply_id) if isinstance(reply_id, int) else None
                 if waiter is not None and not waiter.done():
                     waiter.set_result(reply)
         finally:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
-from eth_utils import function_signature_to_4byte_selector
+from eth_abi.abi import encode as abi_encode
+from eth_utils.abi import function_signature_to_4byte_selector
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANVIL_BIN = REPO_ROOT / "node_modules" / ".bin" / "anvil"
@@ -46,7 +46,8 @@ def calldata(signature: str, *args: Any) -> str:
 
 
 def load_artifact(name: str) -> dict[str, Any]:
-    return json.loads((ARTIFACTS / f"{name}.json").read_text())
+    artifact: dict[str, Any] = json.loads((ARTIFACTS / f"{name}.json").read_text())
+    return artifact
 
 
 class Anvil:
