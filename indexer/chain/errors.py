@@ -78,7 +78,7 @@ _RANGE_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 _UNKNOWN_BLOCK_PATTERNS = re.compile(
-    r"unknown block|header not found|block not found|blockoutofrangeerror",
+    r"unknown block|header not found|block not found|blockoutofrangeerror|resource not found",
     re.IGNORECASE,
 )
 _LIMIT_EXCEEDED = -32005  # EIP-1474 "limit exceeded"; also used by some providers for rate limits

@@ -21,7 +21,14 @@ from indexer.chain.rpc import JsonRpcClient
 
 # JSON-RPC codes (and messages) by which nodes say a method or tracer is unavailable.
 _METHOD_NOT_FOUND = -32601
-_UNSUPPORTED_HINTS = ("not found", "not supported", "does not exist", "not available", "unknown")
+_UNSUPPORTED_HINTS = (
+    "does not exist",
+    "not available",
+    "not supported",
+    "unsupported",
+    "unknown tracer",
+    "tracer not found",
+)
 
 
 class ChainReader:
@@ -142,7 +149,8 @@ class ChainReader:
         Uses `debug_traceBlockByNumber` with `{"tracer": "callTracer"}` (geth's format: one
         `{"txHash", "result": call frame}` per transaction). anvil 1.7.1 supports it, and also
         the parity-style `trace_block`; geth needs the `debug` API enabled and an archive or
-        recent-state node. A node without the method, or without the tracer, gives None.
+        recent-state node. A node without the method, or without the tracer, gives None;
+        a block the node does not have raises `UnknownBlock` (anvil: -32001 "Resource not found").
         """
         try:
             traces = await self.client.call(

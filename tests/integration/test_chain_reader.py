@@ -252,6 +252,13 @@ async def test_internal_transfer_through_forwarder_is_found_in_traces(
     assert len({t.position for t in transfers}) == 2
 
 
+async def test_tracing_a_block_the_node_lacks_is_unknown_not_unsupported(
+    reader: ChainReader,
+) -> None:
+    with pytest.raises(UnknownBlock):
+        await reader.internal_transfers(99)
+
+
 async def test_calls_and_batches_work_over_a_websocket(anvil: Anvil) -> None:
     anvil.mine(2)
     async with JsonRpcClient(anvil.ws_url, "ws-calls") as client:

@@ -31,6 +31,7 @@ CASES = [
         "BlockOutOfRangeError: block height is 3 but requested was 9",
         UnknownBlock,
     ),
+    ("anvil-trace-future-block", -32001, "Resource not found", UnknownBlock),
     ("reverted", 3, "execution reverted", RpcResponseError),
     ("method-not-found", -32601, "Method not found", RpcResponseError),
     (
