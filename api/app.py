@@ -8,6 +8,7 @@ import time
 
 from aiohttp import web
 
+from api import checkout
 from api.bootstrap import Gateway
 from api.errors import Handler, error_middleware
 from api.keys import GATEWAY
@@ -16,7 +17,7 @@ from api.routes import invoices, store, system
 from indexer import metrics
 
 log = logging.getLogger("chainpay.access")
-REQUEST_ID = "chainpay.request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 EXTRA_ROUTES: list[web.RouteTableDef] = []  # webhooks, events, checkout register here
 
 
@@ -58,7 +59,8 @@ def build_app(gateway: Gateway, api: bool = True) -> web.Application:
     app[GATEWAY] = gateway
     tables = [system.routes]
     if api:
-        tables += [store.routes, invoices.routes, *EXTRA_ROUTES]
+        tables += [store.routes, invoices.routes, checkout.routes, *EXTRA_ROUTES]
+        checkout.setup_checkout(app)
     for table in tables:
         app.add_routes(table)
     return app
