@@ -8,14 +8,14 @@ from api.errors import ApiError
 from api.keys import GATEWAY
 from indexer.services.stores import Store
 
-STORE = "chainpay.store"
+STORE = web.RequestKey("store", Store)
 
 
 def authenticated_store(request: web.Request) -> Store:
     """The calling key's store, or a 401. Call at the top of every /v1 handler."""
     cached = request.get(STORE)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():

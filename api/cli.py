@@ -224,9 +224,10 @@ def cmd_key_create(args: argparse.Namespace) -> int:
         return {"store_id": key.store_id, "api_key": key.secret, "key_id": key.key_id}
 
     result = _offline(settings, offline) or _online(settings, f"/admin/stores/{args.store_id}/keys")
-    _print_key(
-        result, args.json, f"Created API key {result['key_id']} for store {result['store_id']}."
-    )
+    if args.json:  # unlike `store create`, the key id is printed: it is what `key revoke` takes
+        print(json.dumps({k: result[k] for k in ("store_id", "key_id", "api_key")}))
+        return 0
+    _print_key(result, False, f"Created API key {result['key_id']} for store {result['store_id']}.")
     return 0
 
 

@@ -3,4 +3,5 @@
 pytest_plugins: list[str] = [
     "tests.support.receiver",
     "tests.support.anvil",
+    "tests.support.api",
 ]

@@ -92,9 +92,7 @@ def counts(invoice: InvoiceState, payment: PaymentView) -> bool:
     )
 
 
-def evaluate(
-    invoice: InvoiceState, payments: Sequence[PaymentView], now: datetime
-) -> Evaluation:
+def evaluate(invoice: InvoiceState, payments: Sequence[PaymentView], now: datetime) -> Evaluation:
     """Give the invoice's next state and the events the change emits."""
     counted = [p for p in payments if counts(invoice, p)]
     received = sum(p.amount for p in counted)

@@ -19,12 +19,12 @@ def parse_amount(text: object, decimals: int, field: str = "amount") -> int:
     """
     if not isinstance(text, str):
         raise ValidationError(
-            "invalid_amount", "amount must be a decimal string, e.g. \"12.50\"", field
+            "invalid_amount", 'amount must be a decimal string, e.g. "12.50"', field
         )
     match = _DECIMAL.match(text.strip()) if len(text) <= 200 else None
     if match is None or text != text.strip():
         raise ValidationError(
-            "invalid_amount", "amount must be a plain decimal string, e.g. \"12.50\"", field
+            "invalid_amount", 'amount must be a plain decimal string, e.g. "12.50"', field
         )
     frac = match.group("frac") or ""
     if len(frac) > decimals:
