@@ -15,8 +15,10 @@ import aiohttp
 from aiohttp import web
 
 from api.bootstrap import Gateway
-from api.errors import error_middleware
+from api.errors import ApiError, error_middleware
 from api.keys import GATEWAY
+from indexer.services.snapshots import backup_database, export_snapshot
+from indexer.store.database import StoreError
 
 routes = web.RouteTableDef()
 
@@ -42,6 +44,26 @@ async def create_key(request: web.Request) -> web.Response:
     return web.json_response(
         {"store_id": key.store_id, "api_key": key.secret, "key_id": key.key_id}, status=201
     )
+
+
+@routes.post("/admin/export")
+async def export(request: web.Request) -> web.Response:
+    body = await request.json()
+    try:
+        summary = await export_snapshot(request.app[GATEWAY].db, Path(body["out"]))
+    except StoreError as exc:  # target not empty, disk full: the operator's to fix
+        raise ApiError(409, "export_failed", str(exc)) from None
+    return web.json_response(summary)
+
+
+@routes.post("/admin/backup")
+async def backup(request: web.Request) -> web.Response:
+    body = await request.json()
+    try:
+        summary = await backup_database(request.app[GATEWAY].db, Path(body["out"]))
+    except StoreError as exc:
+        raise ApiError(409, "backup_failed", str(exc)) from None
+    return web.json_response(summary)
 
 
 @routes.post("/admin/keys/{key_id}/revoke")

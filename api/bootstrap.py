@@ -20,6 +20,7 @@ from indexer.services.invoices import InvoiceService
 from indexer.services.stores import StoreService
 from indexer.store.database import Database, StoreError
 from indexer.workers.expirer import Expirer
+from indexer.workers.exporter import PeriodicExporter
 
 log = logging.getLogger("chainpay")
 
@@ -112,6 +113,8 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
     loops: list[Callable[[], Awaitable[None]]] = [
         Expirer(gateway.db, gateway.settings, gateway.clock).run,
     ]
+    if gateway.settings.analytics.export_dir is not None:
+        loops.append(PeriodicExporter(gateway.db, gateway.settings.analytics, gateway.clock).run)
     return loops
 
 

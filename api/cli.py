@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api import admin
+from api import admin, copies
 from api.app import build_app
 from api.bootstrap import Gateway, background_loops
 from api.logs import configure_logging
@@ -32,6 +32,7 @@ from indexer.store.database import Database, DatabaseLocked, StoreError
 log = logging.getLogger("chainpay")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 EXTRA_PARSERS: list[Callable[[Any], None]] = []  # other modules add subcommands (dev, backup, …)
+EXTRA_PARSERS.append(copies.add_parsers)  # export, backup, restore
 
 
 class UsageError(Exception):

@@ -40,12 +40,21 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class AnalyticsSettings:
+    """[analytics]: the periodic Parquet export for analysts (off while export_dir is unset)."""
+
+    export_dir: Path | None = None
+    export_interval: int = 3600
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str
     database: Path
     public_url: str
     networks: dict[str, Network] = field(default_factory=dict)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     default_expires_in: int = 900
     monitoring_window: int = 86400
     on_event_hook: str | None = None
@@ -59,7 +68,17 @@ class Settings:
 
 
 # key -> (type, default); nested tables are handled by their own readers below.
-_TOP_KEYS = {"database", "public_url", "networks", "webhooks", "invoices", "hooks", "log", "server"}
+_TOP_KEYS = {
+    "database",
+    "public_url",
+    "networks",
+    "webhooks",
+    "invoices",
+    "hooks",
+    "log",
+    "server",
+    "analytics",
+}
 
 
 def load_settings(
@@ -198,6 +217,15 @@ def _build(
     log_level = log.get("level", str, "info").lower()
     if log_level not in ("debug", "info", "warning", "error"):
         raise log.fail("level", 'expected "debug", "info", "warning" or "error"')
+    analytics = top.sub("analytics")
+    analytics.only({"export_dir", "export_interval"})
+    export_dir = analytics.get("export_dir", str)
+    if export_dir is not None and not export_dir.strip():
+        raise analytics.fail("export_dir", "must not be empty")
+    analytics_settings = AnalyticsSettings(
+        export_dir=Path(export_dir) if export_dir is not None else None,
+        export_interval=_positive(analytics, "export_interval", int, 3600),
+    )
     server = top.sub("server")
     server.only({"host", "port"})
     port = server.get("port", int, 8080)
@@ -219,6 +247,7 @@ def _build(
         log_level=log_level,
         host=server.get("host", str, "127.0.0.1"),
         port=port,
+        analytics=analytics_settings,
     )
 
 
