@@ -3,5 +3,6 @@
 pytest_plugins: list[str] = [
     "tests.support.receiver",
     "tests.support.anvil",
+    "tests.support.gateway",
     "tests.support.api",
 ]

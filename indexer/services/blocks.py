@@ -1,0 +1,308 @@
+"""Applying blocks to the books: one DuckDB transaction per block, and rewinds on reorgs.
+
+`process(first, last)` fetches a range (all network I/O first), screens recipients in memory,
+then hands each block to the writer as its own job: transfers, payments, confirmations, invoice
+re-evaluation with its events, the block's hash and the cursor commit together. The jobs of a
+range are submitted at once so the group commit can write them in one flush; each job checks
+that the cursor is exactly its parent, so a replayed or failed neighbour can never make a later
+block commit without an earlier one. Memory (the cursor) and metrics change only after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from indexer import metrics
+from indexer.chain.fetch import BlockFetcher, FetchedBlock
+from indexer.chain.reader import ChainReader
+from indexer.config import Settings
+from indexer.domain.clock import Clock
+from indexer.domain.confirmation import ChainPosition, confirmations, is_confirmed
+from indexer.domain.invoice import PaymentState
+from indexer.domain.network import Network
+from indexer.domain.records import Invoice, Payment
+from indexer.domain.transfer import Transfer
+from indexer.services.evaluation import Reevaluation, reevaluate
+from indexer.store import chain as queries
+from indexer.store import invoices as invoice_queries
+from indexer.store.chain import Cursor, StoredBlock
+from indexer.store.database import Connection, Database
+
+log = logging.getLogger(__name__)
+_PRUNE_EVERY = 64
+
+
+class ReorgDetected(Exception):
+    """The next block's parent is not the block the cursor points at: call `rewind()`."""
+
+
+class CursorMoved(Exception):
+    """The stored cursor is not where this job expected it (an earlier job did not commit)."""
+
+
+@dataclass
+class BlockOutcome:
+    """What one committed block did, for metrics and logs after the commit."""
+
+    number: int
+    block_time: datetime
+    transfers: int
+    payments: list[Payment] = field(default_factory=list)
+    reevaluation: Reevaluation | None = None
+
+
+class BlockService:
+    """Processes one network's blocks in order from its durable cursor."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        network: Network,
+        reader: ChainReader,
+        fetcher: BlockFetcher,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.network = network
+        self.reader = reader
+        self.fetcher = fetcher
+        self.clock = clock
+        self.cursor: Cursor | None = None
+        self.last_block_time: float | None = None  # unix time of the last committed block
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    # -- cursor ----------------------------------------------------------------------------
+    async def load_cursor(self, start_below_head: int) -> Cursor:
+        """The stored cursor; on first start, `start_below_head` blocks below the node's head."""
+        name = self.network.name
+        cursor = await self.db.read(lambda c: queries.get_cursor(c, name))
+        if cursor is None:
+            head = await self.reader.head_number()
+            number = max(head - start_below_head, 0)
+            block = await self.reader.get_block(number, full_transactions=False)
+            if block is None:
+                raise CursorMoved(f"node has no block {number} although its head is {head}")
+            cursor = Cursor(block.number, block.hash)
+            stored = StoredBlock(
+                block.number, block.hash, block.parent_hash, _time(block.timestamp)
+            )
+            now = self._now()
+
+            def start(conn: Connection) -> None:
+                if queries.get_cursor(conn, name) is None:
+                    queries.insert_blocks(conn, name, [stored])
+                    queries.save_cursor(conn, name, cursor, now)
+
+            await self.db.write(start, kind="block")
+            log.info("%s: first start, watching from block %d", name, number + 1)
+        self.cursor = cursor
+        return cursor
+
+    # -- forward ---------------------------------------------------------------------------
+    async def process(self, first: int, last: int) -> int:
+        """Process blocks `first..last` (first = cursor + 1); returns the new cursor number.
+
+        Fewer blocks may be processed when the chain changed during the fetch. Raises
+        `ReorgDetected` when block `first` does not extend the cursor.
+        """
+        assert self.cursor is not None and first == self.cursor.number + 1
+        started = time.perf_counter()
+        fetched = await self.fetcher.fetch(first, last)
+        if not fetched:
+            return self.cursor.number
+        if fetched[0].block.parent_hash != self.cursor.hash:
+            raise ReorgDetected(f"block {first} does not extend {self.cursor.hash}")
+        finalized = await self.reader.finalized_number() if self.network.finality else None
+        now = self._now()
+        jobs = [self._job(item, finalized, now) for item in fetched]
+        results = await asyncio.gather(
+            *(self.db.write(job, kind="block") for job in jobs), return_exceptions=True
+        )
+        elapsed = (time.perf_counter() - started) / len(fetched)
+        for item, result in zip(fetched, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
+            self.cursor = Cursor(item.block.number, item.block.hash)
+            self._record(result, elapsed)
+        return self.cursor.number
+
+    def _job(
+        self, item: FetchedBlock, finalized: int | None, now: datetime
+    ) -> Callable[[Connection], BlockOutcome]:
+        network, settings = self.network, self.settings
+        block = item.block
+        stored = StoredBlock(block.number, block.hash, block.parent_hash, item.time)
+        position = ChainPosition(head=block.number, finalized=finalized, now=now)
+
+        def apply(conn: Connection) -> BlockOutcome:
+            cursor = queries.get_cursor(conn, network.name)
+            if cursor is None or cursor.number != block.number - 1:
+                raise CursorMoved(f"cursor is {cursor}, block {block.number} needs its parent")
+            if cursor.hash != block.parent_hash:
+                raise ReorgDetected(f"block {block.number} does not extend {cursor.hash}")
+            if item.transfers:
+                queries.replace_transfers(conn, network.name, block.hash, item.transfers)
+            payments = _payments(conn, network, item.transfers, block.number, now)
+            queries.upsert_payments(conn, payments)
+            touched = {p.invoice_id for p in payments} | _confirm(conn, network, position)
+            reevaluation = reevaluate(conn, touched, settings, now)
+            queries.insert_blocks(conn, network.name, [stored])
+            if block.number % _PRUNE_EVERY == 0:
+                queries.prune_blocks(conn, network.name, block.number)
+            queries.save_cursor(conn, network.name, Cursor(block.number, block.hash), now)
+            return BlockOutcome(
+                block.number, item.time, len(item.transfers), payments, reevaluation
+            )
+
+        return apply
+
+    def _record(self, outcome: BlockOutcome, seconds: float) -> None:
+        name = self.network.name
+        metrics.BLOCKS_PROCESSED.labels(name).inc()
+        metrics.TRANSFERS_PROCESSED.labels(name).inc(outcome.transfers)
+        metrics.PROCESSED_HEIGHT.labels(name).set(outcome.number)
+        self.last_block_time = outcome.block_time.timestamp()
+        metrics.BLOCK_PROCESSING_SECONDS.labels(name).observe(seconds)
+        for payment in outcome.payments:
+            metrics.PAYMENTS_MATCHED.labels(name, payment.asset).inc()
+            log.info(
+                "%s: payment of %d %s to invoice %s in block %d (%s)",
+                name, payment.amount, payment.asset, payment.invoice_id, payment.block_number,
+                "counted" if payment.counted else "wrong asset, not counted",
+                extra={"invoice_id": payment.invoice_id, "network": name},
+            )  # fmt: skip
+        if outcome.reevaluation is not None:
+            self._record_reevaluation(outcome.reevaluation)
+
+    def _record_reevaluation(self, result: Reevaluation) -> None:
+        result.record_metrics()
+        for invoice in result.invoices:
+            log.info(
+                "invoice %s is now %s%s",
+                invoice.id, invoice.status.value,
+                f" ({invoice.exception.value})" if invoice.exception else "",
+                extra={"invoice_id": invoice.id, "network": invoice.network},
+            )  # fmt: skip
+        for event in result.events:
+            if event.type == "invoice.reorg_flagged":
+                log.error(
+                    "%s: a reorg deeper than %d confirmations removed payments of PAID invoice "
+                    "%s; it stays paid and is flagged for review",
+                    self.network.name, self.network.confirmations, event.invoice_id,
+                    extra={"invoice_id": event.invoice_id, "network": self.network.name},
+                )  # fmt: skip
+
+    # -- reorgs ----------------------------------------------------------------------------
+    async def rewind(self) -> int:
+        """Walk back to the common ancestor and orphan what was above it; returns the depth."""
+        assert self.cursor is not None
+        expected = self.cursor
+        ancestor = await self._common_ancestor(expected)
+        depth = expected.number - ancestor.number
+        name, settings, now = self.network.name, self.settings, self._now()
+
+        def apply(conn: Connection) -> Reevaluation:
+            if queries.get_cursor(conn, name) != expected:
+                raise CursorMoved(f"cursor moved away from {expected} during the rewind")
+            affected = queries.orphan_above(conn, name, ancestor.number, now)
+            queries.save_cursor(conn, name, ancestor, now)
+            return reevaluate(conn, affected, settings, now)
+
+        result = await self.db.write(apply, kind="block")
+        self.cursor = ancestor
+        metrics.REORGS.labels(name).inc()
+        metrics.REORG_DEPTH.labels(name).observe(depth)
+        metrics.PROCESSED_HEIGHT.labels(name).set(ancestor.number)
+        log.warning(
+            "%s: reorg of depth %d: blocks %d..%d left the chain; %d invoice(s) re-evaluated",
+            name, depth, ancestor.number + 1, expected.number, len(result.invoices),
+        )  # fmt: skip
+        self._record_reevaluation(result)
+        return depth
+
+    async def _common_ancestor(self, cursor: Cursor) -> Cursor:
+        name = self.network.name
+        low = await self.db.read(lambda c: queries.lowest_block(c, name))
+        low = cursor.number if low is None else low
+        stored = await self.db.read(lambda c: queries.block_hashes(c, name, low, cursor.number))
+        high = cursor.number
+        while high >= low:
+            numbers = list(range(high, max(low, high - 31) - 1, -1))
+            for block in await self.reader.get_blocks(numbers, full_transactions=False):
+                if stored.get(block.number) == block.hash:
+                    return Cursor(block.number, block.hash)
+            high = numbers[-1] - 1
+        # Deeper than every block kept: nothing left to compare, so trust the node from here.
+        fallback = max(low - 1, 0)
+        block = (await self.reader.get_blocks([fallback], full_transactions=False))[0]
+        log.error(
+            "%s: reorg deeper than the %d blocks kept; resuming from the node's block %d",
+            name, len(stored), fallback,
+        )  # fmt: skip
+        return Cursor(block.number, block.hash)
+
+
+def _payments(
+    conn: Connection, network: Network, transfers: tuple[Transfer, ...], head: int, now: datetime
+) -> list[Payment]:
+    """Payments for transfers to issued addresses of this network's invoices."""
+    candidates = [t for t in transfers if t.amount > 0]
+    if not candidates:
+        return []
+    invoices = invoice_queries.invoices_by_address(conn, [t.to_address for t in candidates])
+    payments = []
+    for t in candidates:
+        invoice = invoices.get(t.to_address)
+        if invoice is None or invoice.network != network.name:
+            continue
+        payments.append(_payment(t, invoice, head, now))
+    return payments
+
+
+def _payment(t: Transfer, invoice: Invoice, head: int, now: datetime) -> Payment:
+    return Payment(
+        network=t.network,
+        tx_hash=t.tx_hash,
+        log_index=t.log_index,
+        invoice_id=invoice.id,
+        store_id=invoice.store_id,
+        address=t.to_address,
+        asset=t.asset,
+        amount=t.amount,
+        counted=t.asset == invoice.asset,
+        block_number=t.block_number,
+        block_hash=t.block_hash,
+        block_time=t.block_time,
+        confirmations=confirmations(t.block_number, head),
+        state=PaymentState.PENDING,
+        first_seen_at=now,
+        confirmed_at=None,
+        updated_at=now,
+    )
+
+
+def _confirm(conn: Connection, network: Network, position: ChainPosition) -> set[str]:
+    """Bring pending payments' depth up to date; the invoices whose payments got confirmed."""
+    queries.update_confirmations(conn, network.name, position.head, position.now)
+    ready = [
+        p
+        for p in queries.pending_payments(conn, network.name)
+        if is_confirmed(network, p.block_number, p.block_time, position)
+    ]
+    queries.confirm_payments(
+        conn, network.name, [(p.tx_hash, p.log_index) for p in ready], position.now
+    )
+    return {p.invoice_id for p in ready}
+
+
+def _time(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
