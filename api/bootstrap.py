@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from indexer import metrics
-from indexer.config import Settings
+from indexer.config import ConfigError, Settings
 from indexer.domain.clock import Clock, SystemClock
 from indexer.matcher import AddressMatcher
 from indexer.services.invoices import InvoiceService
@@ -21,6 +21,7 @@ from indexer.services.stores import StoreService
 from indexer.store.database import Database, StoreError
 from indexer.workers.expirer import Expirer
 from indexer.workers.exporter import PeriodicExporter
+from indexer.workers.tail import TailWorker
 
 log = logging.getLogger("chainpay")
 
@@ -64,6 +65,8 @@ class Gateway:
     network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
     extensions: dict[str, Any] = field(init=False, default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    failure: BaseException | None = field(init=False, default=None)  # a worker's ConfigError
+    on_failure: Callable[[], None] | None = field(init=False, default=None)
 
     def open(self, migrate: bool = True) -> None:
         """Open DuckDB, apply migrations, rebuild the in-memory indexes. Raises StoreError."""
@@ -92,9 +95,22 @@ class Gateway:
         return True, "ok"
 
     def start_workers(self, loops: list[Callable[[], Awaitable[None]]]) -> None:
-        """Start background loops (see `background_loops`), each restarted if it crashes."""
+        """Start background loops (see `background_loops`), each restarted if it crashes.
+
+        A worker failing with a ConfigError is not restarted: it is kept in `failure` and
+        `on_failure` is called, so `chainpay serve` stops and exits 2 with that one line.
+        """
         for loop in loops:
-            self._tasks.append(asyncio.get_running_loop().create_task(_supervised(loop)))
+            task = asyncio.get_running_loop().create_task(_supervised(loop))
+            task.add_done_callback(self._worker_done)
+            self._tasks.append(task)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self.failure = task.exception()
+        if self.on_failure is not None:
+            self.on_failure()
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -102,7 +118,7 @@ class Gateway:
         for task in self._tasks:
             try:
                 await task
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, ConfigError):
                 pass
         self._tasks.clear()
         await self.db.close()
@@ -113,6 +129,13 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
     loops: list[Callable[[], Awaitable[None]]] = [
         Expirer(gateway.db, gateway.settings, gateway.clock).run,
     ]
+    loops += [
+        TailWorker(
+            gateway.db, gateway.settings, network, gateway.matcher, gateway.clock,
+            gateway.network_status[name],
+        ).run
+        for name, network in gateway.settings.networks.items()
+    ]  # fmt: skip
     if gateway.settings.analytics.export_dir is not None:
         loops.append(PeriodicExporter(gateway.db, gateway.settings.analytics, gateway.clock).run)
     return loops
@@ -125,8 +148,8 @@ async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
         try:
             await loop()
             return
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, ConfigError):
+            raise  # a wrong config stays wrong: restarting cannot help
         except Exception:
             log.exception(
                 "worker %s crashed; restarting in %.0fs", getattr(loop, "__qualname__", loop), delay

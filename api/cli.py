@@ -139,11 +139,12 @@ async def serve(gateway: Gateway, host: str, port: int, api: bool = True) -> Non
         sock.unlink()
     await web.UnixSite(admin_runner, str(sock)).start()
     os.chmod(sock, 0o600)
+    stop = asyncio.Event()
+    gateway.on_failure = stop.set  # a worker's ConfigError (wrong chain id) ends the process
     gateway.start_workers(background_loops(gateway))
     log.info(
         "chainpay listening on http://%s:%s (database %s)", host, port, gateway.settings.database
     )
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -156,6 +157,8 @@ async def serve(gateway: Gateway, host: str, port: int, api: bool = True) -> Non
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         await gateway.close()
+    if gateway.failure is not None:
+        raise gateway.failure
 
 
 # -- migrate ---------------------------------------------------------------------------------
