@@ -1,0 +1,451 @@
+"""Webhook endpoints and the delivery log: register, change, rotate, test, redeliver, read.
+
+Endpoints live in memory (rebuilt from DuckDB at start, changed only after a commit) so the
+dispatcher signs and sends without a database read. The dispatcher registers itself as the
+`listener` to hear about deliveries made here and endpoints enabled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from indexer.config import Settings
+from indexer.domain.clock import Clock
+from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
+from indexer.domain.ids import looks_like, new_id
+from indexer.domain.invoice import EventType
+from indexer.domain.signing import new_secret
+from indexer.domain.view import iso
+from indexer.store import events as event_queries
+from indexer.store import webhooks as queries
+from indexer.store.database import Connection, Database
+from indexer.store.events import EventRow
+from indexer.store.webhooks import AttemptRow, DeliveryRow, EndpointRow, NewDelivery
+from indexer.webhook.target import validate_url
+
+ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ENDPOINTS_PER_STORE = 100
+MAX_DESCRIPTION = 500
+# What an endpoint may subscribe to; `ping` only ever goes to the endpoint being tested.
+SUBSCRIBABLE = tuple(t.value for t in EventType if t is not EventType.PING)
+EVENT_TYPES = tuple(t.value for t in EventType)
+ENABLED, DISABLED = "enabled", "disabled"
+
+
+class DeliveryListener(Protocol):
+    """What the dispatcher offers the service (and writers): wake-ups after commits."""
+
+    def events_committed(self) -> None: ...
+
+    def deliveries_added(self, deliveries: list[NewDelivery], payloads: dict[str, str]) -> None: ...
+
+    def endpoint_enabled(self, endpoint_id: str) -> None: ...
+
+
+def endpoint_view(e: EndpointRow, secret: bool = False) -> dict[str, Any]:
+    """The public JSON of an endpoint; the secret only when just created or rotated."""
+    view: dict[str, Any] = {
+        "id": e.id,
+        "object": "webhook_endpoint",
+        "url": e.url,
+        "description": e.description,
+        "events": list(e.events) if e.events is not None else None,
+        "status": e.status,
+        "disabled_reason": e.disabled_reason,
+        "previous_secret_expires_at": iso(e.previous_secret_expires_at),
+        "created_at": iso(e.created_at),
+        "updated_at": iso(e.updated_at),
+    }
+    if secret:
+        view["secret"] = e.secret
+    return view
+
+
+def delivery_view(d: DeliveryRow, attempts: list[AttemptRow]) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "object": "delivery",
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "endpoint_id": d.endpoint_id,
+        "status": d.status,
+        "attempt_count": d.attempts,
+        "next_attempt_at": iso(d.next_attempt_at),
+        "last_attempt_at": iso(d.last_attempt_at),
+        "delivered_at": iso(d.delivered_at),
+        "created_at": iso(d.created_at),
+        "attempts": [
+            {
+                "id": a.id,
+                "attempted_at": iso(a.attempted_at),
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+                "response_excerpt": a.response_excerpt,
+            }
+            for a in attempts
+        ],
+    }
+
+
+def endpoint_event(type_: str, endpoint: EndpointRow, now: datetime) -> EventRow:
+    """An event about an endpoint (`ping`, `webhook_endpoint.disabled`), for the outbox."""
+    event_id = new_id("evt")
+    payload = {
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "created_at": iso(now),
+        "data": {"webhook_endpoint": endpoint_view(endpoint)},
+    }
+    return EventRow(
+        id=event_id,
+        store_id=endpoint.store_id,
+        type=type_,
+        invoice_id=None,
+        payload=json.dumps(payload, separators=(",", ":")),
+        created_at=now,
+    )
+
+
+# --- input ---------------------------------------------------------------------------------
+def _check_fields(payload: object, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValidationError("invalid_body", "the request body must be a JSON object")
+    for name in payload:
+        if name not in allowed:
+            raise ValidationError("unknown_field", f"unknown field {name!r}", str(name)[:100])
+    return payload
+
+
+def _events(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValidationError(
+            "invalid_events", "events must be a non-empty list of event types, or null for all",
+            "events",
+        )  # fmt: skip
+    for v in value:
+        if v not in SUBSCRIBABLE:
+            raise ValidationError(
+                "unknown_event_type",
+                f"unknown event type {v[:64]!r} (known: {', '.join(SUBSCRIBABLE)})",
+                "events",
+            )
+    return tuple(dict.fromkeys(value))
+
+
+def _description(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+        raise ValidationError(
+            "invalid_description",
+            f"description must be a string of at most {MAX_DESCRIPTION} characters",
+            "description",
+        )
+    return value or None
+
+
+def parse_endpoint_changes(payload: object, settings: Settings, create: bool) -> dict[str, Any]:
+    """Validated column values from a create (POST) or update (PATCH) body."""
+    allowed = {"url", "events", "description"} | (set() if create else {"status"})
+    body = _check_fields(payload, allowed)
+    changes: dict[str, Any] = {}
+    if create or "url" in body:
+        if create and "url" not in body:
+            raise ValidationError("invalid_url", "url is required", "url")
+        changes["url"] = validate_url(body["url"], settings.webhooks.allow_private_targets)
+    if "events" in body:
+        changes["events"] = _events(body["events"])
+    if "description" in body:
+        changes["description"] = _description(body["description"])
+    if "status" in body:
+        if body["status"] not in (ENABLED, DISABLED):
+            raise ValidationError(
+                "invalid_status", "status must be 'enabled' or 'disabled'", "status"
+            )
+        changes["status"] = body["status"]
+    return changes
+
+
+def parse_redelivery(payload: object) -> str | None:
+    body = _check_fields(payload, {"endpoint_id"})
+    endpoint_id = body.get("endpoint_id")
+    if endpoint_id is not None and not isinstance(endpoint_id, str):
+        raise ValidationError("invalid_endpoint_id", "endpoint_id must be a string", "endpoint_id")
+    return endpoint_id
+
+
+class WebhookService:
+    """Endpoint commands and reads; owns the in-memory endpoint table."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.endpoints: dict[str, EndpointRow] = {}
+        self.listener: DeliveryListener | None = None
+        self._create_lock = asyncio.Lock()  # the per-store limit is checked, then committed
+
+    def load(self, conn: Connection) -> None:
+        self.endpoints = {e.id: e for e in queries.live_endpoints(conn)}
+
+    def notify(self) -> None:
+        """Writers call this after committing events, so fan-out runs at once, not at a poll."""
+        if self.listener is not None:
+            self.listener.events_committed()
+
+    def remember(self, endpoint: EndpointRow) -> None:
+        if endpoint.deleted_at is None:
+            self.endpoints[endpoint.id] = endpoint
+        else:
+            self.endpoints.pop(endpoint.id, None)
+
+    def owned(self, store_id: str, endpoint_id: str) -> EndpointRow:
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None or endpoint.store_id != store_id:
+            raise NotFoundError(f"no webhook endpoint {endpoint_id[:64]}")
+        return endpoint
+
+    # -- endpoint commands ----------------------------------------------------------------
+    async def create(self, store_id: str, payload: object) -> dict[str, Any]:
+        changes = parse_endpoint_changes(payload, self.settings, create=True)
+        async with self._create_lock:
+            if sum(e.store_id == store_id for e in self.endpoints.values()) >= (
+                MAX_ENDPOINTS_PER_STORE
+            ):
+                raise ConflictError(
+                    "too_many_endpoints",
+                    f"a store can have at most {MAX_ENDPOINTS_PER_STORE} webhook endpoints",
+                )
+            now = self.clock.now()
+            endpoint = EndpointRow(
+                id=new_id("we"),
+                store_id=store_id,
+                url=changes["url"],
+                description=changes.get("description"),
+                events=changes.get("events"),
+                secret=new_secret(),
+                previous_secret=None,
+                previous_secret_expires_at=None,
+                status=ENABLED,
+                disabled_reason=None,
+                failing_since=None,
+                created_at=now,
+                updated_at=now,
+            )
+            await self.db.write(lambda c: queries.insert_endpoint(c, endpoint), kind="webhooks")
+            self.remember(endpoint)
+        return endpoint_view(endpoint, secret=True)
+
+    async def _update(self, endpoint_id: str, **changes: Any) -> EndpointRow:
+        row = await self.db.write(
+            lambda c: queries.update_endpoint(c, endpoint_id, **changes), kind="webhooks"
+        )
+        if row is None:
+            raise NotFoundError(f"no webhook endpoint {endpoint_id}")
+        self.remember(row)
+        return row
+
+    async def update(self, store_id: str, endpoint_id: str, payload: object) -> dict[str, Any]:
+        before = self.owned(store_id, endpoint_id)
+        changes = parse_endpoint_changes(payload, self.settings, create=False)
+        if changes.get("status") == ENABLED and before.status != ENABLED:
+            # Enabled by hand: the failure streak starts over.
+            changes.update(disabled_reason=None, failing_since=None)
+        elif changes.get("status") == DISABLED and before.status != DISABLED:
+            changes["disabled_reason"] = "disabled through the API"
+        row = await self._update(endpoint_id, **changes, updated_at=self.clock.now())
+        if row.status == ENABLED and before.status != ENABLED and self.listener is not None:
+            self.listener.endpoint_enabled(row.id)
+        return endpoint_view(row)
+
+    async def delete(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
+        self.owned(store_id, endpoint_id)
+        now = self.clock.now()
+
+        def write(conn: Connection) -> EndpointRow | None:
+            row = queries.update_endpoint(conn, endpoint_id, deleted_at=now, updated_at=now)
+            if row is not None:
+                queries.cancel_pending(conn, endpoint_id)
+            return row
+
+        row = await self.db.write(write, kind="webhooks")
+        if row is None:
+            raise NotFoundError(f"no webhook endpoint {endpoint_id}")
+        self.remember(row)
+        return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+    async def rotate_secret(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
+        before = self.owned(store_id, endpoint_id)
+        now = self.clock.now()
+        row = await self._update(
+            endpoint_id,
+            secret=new_secret(),
+            previous_secret=before.secret,
+            previous_secret_expires_at=now + ROTATION_OVERLAP,
+            updated_at=now,
+        )
+        return endpoint_view(row, secret=True)
+
+    def mark_disabled(self, endpoint_id: str, reason: str) -> None:
+        """Memory side of the dispatcher disabling an endpoint (already committed)."""
+        current = self.endpoints.get(endpoint_id)
+        if current is not None:
+            self.endpoints[endpoint_id] = replace(
+                current, status=DISABLED, disabled_reason=reason, updated_at=self.clock.now()
+            )
+
+    def set_failing_since(self, endpoint_id: str, since: datetime | None) -> None:
+        current = self.endpoints.get(endpoint_id)
+        if current is not None and current.failing_since != since:
+            self.endpoints[endpoint_id] = replace(current, failing_since=since)
+
+    # -- test and redelivery ----------------------------------------------------------------
+    async def send_test(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
+        endpoint = self.owned(store_id, endpoint_id)
+        if endpoint.status != ENABLED:
+            raise ConflictError("endpoint_disabled", "enable the endpoint before testing it")
+        now = self.clock.now()
+        event = endpoint_event(EventType.PING.value, endpoint, now)
+        delivery = NewDelivery(queries.new_delivery_id(), event.id, endpoint.id, store_id, now)
+
+        def write(conn: Connection) -> None:
+            event_queries.insert_events(conn, [event])
+            queries.insert_deliveries(conn, [delivery])
+
+        await self.db.write(write, kind="webhooks")
+        if self.listener is not None:
+            self.listener.deliveries_added([delivery], {event.id: event.payload})
+        return self._new_delivery_view(delivery, EventType.PING.value)
+
+    async def redeliver(
+        self, store_id: str, event_id: str, payload: object
+    ) -> list[dict[str, Any]]:
+        endpoint_id = parse_redelivery(payload)
+        event = await self._event(store_id, event_id)
+        if endpoint_id is not None:
+            try:
+                endpoint = self.owned(store_id, endpoint_id)
+            except NotFoundError:
+                raise ValidationError(
+                    "unknown_endpoint", "endpoint_id is not an endpoint of this store",
+                    "endpoint_id",
+                ) from None  # fmt: skip
+            if endpoint.status != ENABLED:
+                raise ConflictError("endpoint_disabled", "enable the endpoint before redelivering")
+            targets = [endpoint]
+        else:
+            targets = [
+                e for e in self.endpoints.values()
+                if e.store_id == store_id and e.status == ENABLED and e.wants(event.type)
+            ]  # fmt: skip
+        now = self.clock.now()
+        made = [
+            NewDelivery(queries.new_delivery_id(), event.id, e.id, store_id, now)
+            for e in sorted(targets, key=lambda e: e.created_at)
+        ]
+        await self.db.write(lambda c: queries.insert_deliveries(c, made), kind="webhooks")
+        if self.listener is not None and made:
+            self.listener.deliveries_added(made, {event.id: event.payload})
+        return [self._new_delivery_view(d, event.type) for d in made]
+
+    def _new_delivery_view(self, d: NewDelivery, event_type: str) -> dict[str, Any]:
+        row = DeliveryRow(
+            d.id, d.event_id, d.endpoint_id, d.store_id, "pending", 0, d.created_at, None, None,
+            d.created_at, event_type,
+        )  # fmt: skip
+        return delivery_view(row, [])
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
+        return endpoint_view(self.owned(store_id, endpoint_id))
+
+    def list(
+        self, store_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        mine = sorted(
+            (e for e in self.endpoints.values() if e.store_id == store_id),
+            key=lambda e: (e.created_at, e.id),
+            reverse=True,
+        )
+        if starting_after is not None:
+            cursor = self.endpoints.get(starting_after)
+            if cursor is None or cursor.store_id != store_id:
+                raise ValidationError(
+                    "invalid_cursor", "starting_after is not an endpoint of this store",
+                    "starting_after",
+                )  # fmt: skip
+            mine = [e for e in mine if (e.created_at, e.id) < (cursor.created_at, cursor.id)]
+        return [endpoint_view(e) for e in mine[:limit]], len(mine) > limit
+
+    async def deliveries(
+        self,
+        store_id: str,
+        limit: int,
+        starting_after: str | None,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The delivery log, newest first, each delivery with its attempts."""
+
+        def read(conn: Connection) -> tuple[list[dict[str, Any]], bool]:
+            after = None
+            if starting_after is not None:
+                after = queries.get_delivery(conn, starting_after)
+                if after is None or after.store_id != store_id:
+                    raise ValidationError(
+                        "invalid_cursor", "starting_after is not a delivery of this store",
+                        "starting_after",
+                    )  # fmt: skip
+            rows, more = queries.list_deliveries(
+                conn, store_id, limit, endpoint_id=endpoint_id, event_id=event_id, after=after
+            )
+            attempts = queries.attempts_for(conn, [d.id for d in rows])
+            return [delivery_view(d, attempts[d.id]) for d in rows], more
+
+        return await self.db.read(read)
+
+    async def _event(self, store_id: str, event_id: str) -> EventRow:
+        event = None
+        if looks_like("evt", event_id):
+            event = await self.db.read(lambda c: event_queries.get_event(c, event_id))
+        if event is None or event.store_id != store_id:
+            raise NotFoundError(f"no event {event_id[:64]}")
+        return event
+
+    async def get_event(self, store_id: str, event_id: str) -> dict[str, Any]:
+        return (await self._event(store_id, event_id)).payload_dict()
+
+    async def list_events(
+        self,
+        store_id: str,
+        limit: int,
+        type_: str | None,
+        invoice_id: str | None,
+        starting_after: str | None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        def read(conn: Connection) -> tuple[list[EventRow], bool]:
+            before = None
+            if starting_after is not None:
+                cursor = (
+                    event_queries.get_event(conn, starting_after)
+                    if looks_like("evt", starting_after)
+                    else None
+                )
+                if cursor is None or cursor.store_id != store_id:
+                    raise ValidationError(
+                        "invalid_cursor", "starting_after is not an event of this store",
+                        "starting_after",
+                    )  # fmt: skip
+                before = cursor.seq
+            return event_queries.list_events(conn, store_id, limit, type_, invoice_id, before)
+
+        rows, more = await self.db.read(read)
+        return [r.payload_dict() for r in rows], more
