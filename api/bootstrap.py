@@ -18,9 +18,12 @@ from indexer.domain.clock import Clock, SystemClock
 from indexer.matcher import AddressMatcher
 from indexer.services.invoices import InvoiceService
 from indexer.services.stores import StoreService
+from indexer.services.webhooks import WebhookService
 from indexer.store.database import Database, StoreError
+from indexer.workers.dispatcher import Dispatcher
 from indexer.workers.expirer import Expirer
 from indexer.workers.exporter import PeriodicExporter
+from indexer.workers.hook import load_hook
 from indexer.workers.tail import TailWorker
 
 log = logging.getLogger("chainpay")
@@ -62,6 +65,7 @@ class Gateway:
     stores: StoreService = field(init=False)
     invoices: InvoiceService = field(init=False)
     matcher: AddressMatcher = field(init=False)
+    webhooks: WebhookService = field(init=False)
     network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
     extensions: dict[str, Any] = field(init=False, default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
@@ -82,6 +86,8 @@ class Gateway:
         )
         self.db.read_sync(self.stores.load)
         self.db.read_sync(self.invoices.load)
+        self.webhooks = WebhookService(self.db, self.settings, self.clock)
+        self.db.read_sync(self.webhooks.load)
         self.network_status = {name: NetworkStatus(name) for name in self.settings.networks}
         metrics.BUILD.info({"version": _version()})
 
@@ -129,6 +135,10 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
     loops: list[Callable[[], Awaitable[None]]] = [
         Expirer(gateway.db, gateway.settings, gateway.clock).run,
     ]
+    hook = load_hook(gateway.settings.on_event_hook, gateway.settings.source)
+    loops.append(
+        Dispatcher(gateway.db, gateway.webhooks, gateway.settings, gateway.clock, hook).run
+    )
     loops += [
         TailWorker(
             gateway.db, gateway.settings, network, gateway.matcher, gateway.clock,
