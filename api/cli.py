@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api import admin, copies
+from api import admin, copies, dev
 from api.app import build_app
 from api.bootstrap import Gateway, background_loops
 from api.logs import configure_logging
@@ -33,6 +33,8 @@ log = logging.getLogger("chainpay")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 EXTRA_PARSERS: list[Callable[[Any], None]] = []  # other modules add subcommands (dev, backup, …)
 EXTRA_PARSERS.append(copies.add_parsers)  # export, backup, restore
+EXTRA_PARSERS.append(dev.add_dev_parser)  # dev, dev pay
+COMMANDS.update({"dev": dev.cmd_dev, "dev pay": dev.cmd_dev_pay})
 
 
 class UsageError(Exception):
