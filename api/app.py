@@ -13,7 +13,7 @@ from api.bootstrap import Gateway
 from api.errors import Handler, error_middleware
 from api.keys import GATEWAY
 from api.requests import MAX_BODY
-from api.routes import invoices, store, system
+from api.routes import events, invoices, store, system, webhooks
 from indexer import metrics
 
 log = logging.getLogger("chainpay.access")
@@ -59,7 +59,8 @@ def build_app(gateway: Gateway, api: bool = True) -> web.Application:
     app[GATEWAY] = gateway
     tables = [system.routes]
     if api:
-        tables += [store.routes, invoices.routes, checkout.routes, *EXTRA_ROUTES]
+        tables += [store.routes, invoices.routes, checkout.routes, webhooks.routes, events.routes]
+        tables += EXTRA_ROUTES
         checkout.setup_checkout(app)
     for table in tables:
         app.add_routes(table)

@@ -1,0 +1,144 @@
+"""/v1/events: the store's event log (the outbox), one event, its deliveries, redelivery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api.auth import authenticated_store
+from api.keys import GATEWAY
+from api.openapi import EXTRA_PATHS, error_responses, json_body, ref
+from api.requests import parse_json, query_limit, query_text, read_body
+from api.routes.webhooks import page_parameters
+from indexer.services.webhooks import EVENT_TYPES
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/events")
+async def list_events(request: web.Request) -> web.Response:
+    store = authenticated_store(request)
+    items, has_more = await request.app[GATEWAY].webhooks.list_events(
+        store.id,
+        limit=query_limit(request),
+        type_=query_text(request, "type", EVENT_TYPES),
+        invoice_id=query_text(request, "invoice_id"),
+        starting_after=query_text(request, "starting_after"),
+    )
+    return web.json_response({"object": "list", "data": items, "has_more": has_more})
+
+
+@routes.get("/v1/events/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    store = authenticated_store(request)
+    event = await request.app[GATEWAY].webhooks.get_event(store.id, request.match_info["event_id"])
+    return web.json_response(event)
+
+
+@routes.get("/v1/events/{event_id}/deliveries")
+async def event_deliveries(request: web.Request) -> web.Response:
+    store = authenticated_store(request)
+    webhooks = request.app[GATEWAY].webhooks
+    event_id = request.match_info["event_id"]
+    await webhooks.get_event(store.id, event_id)  # 404 for another store's event
+    items, has_more = await webhooks.deliveries(
+        store.id, query_limit(request), query_text(request, "starting_after"), event_id=event_id
+    )
+    return web.json_response({"object": "list", "data": items, "has_more": has_more})
+
+
+@routes.post("/v1/events/{event_id}/redeliver")
+async def redeliver(request: web.Request) -> web.Response:
+    store = authenticated_store(request)
+    body = await read_body(request)
+    payload = parse_json(request, body) if body.strip() else {}
+    items = await request.app[GATEWAY].webhooks.redeliver(
+        store.id, request.match_info["event_id"], payload
+    )
+    return web.json_response({"object": "list", "data": items, "has_more": False}, status=202)
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+def _event_paths() -> dict[str, Any]:
+    secured = [{"apiKey": []}]
+    one = [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    pages = page_parameters()
+    event = {
+        "type": "object",
+        "description": "Exactly the JSON body endpoints receive",
+        "properties": {
+            "id": {"type": "string", "example": "evt_4ZbQ…"},
+            "object": {"const": "event"},
+            "type": ref("WebhookEventType"),
+            "created_at": {"type": "string", "format": "date-time"},
+            "data": {"type": "object"},
+        },
+    }
+    events_list = {
+        "type": "object",
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": event},
+            "has_more": {"type": "boolean"},
+        },
+    }
+    return {
+        "/v1/events": {
+            "get": {
+                "summary": "List events, newest first",
+                "security": secured,
+                "parameters": [
+                    *pages,
+                    {"name": "type", "in": "query", "schema": ref("WebhookEventType")},
+                    {"name": "invoice_id", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": json_body(events_list), **error_responses(400, 401)},
+            }
+        },
+        "/v1/events/{event_id}": {
+            "get": {
+                "summary": "Retrieve an event",
+                "security": secured,
+                "parameters": one,
+                "responses": {"200": json_body(event), **error_responses(401, 404)},
+            }
+        },
+        "/v1/events/{event_id}/deliveries": {
+            "get": {
+                "summary": "Deliveries of one event (endpoints and the on_event hook)",
+                "security": secured,
+                "parameters": one + pages,
+                "responses": {
+                    "200": json_body(ref("DeliveryList")),
+                    **error_responses(400, 401, 404),
+                },
+            }
+        },
+        "/v1/events/{event_id}/redeliver": {
+            "post": {
+                "summary": "Send the event again: to every subscribed endpoint, or to one",
+                "security": secured,
+                "parameters": one,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"endpoint_id": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": json_body(ref("DeliveryList"), "New deliveries, queued"),
+                    **error_responses(400, 401, 404, 409, 413, 415),
+                },
+            }
+        },
+    }
+
+
+EXTRA_PATHS.update(_event_paths())
