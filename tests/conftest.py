@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.support.anvil",
     "tests.support.gateway",
     "tests.support.api",
+    "tests.support.webhooks",
 ]
