@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.support.gateway",
     "tests.support.api",
     "tests.support.webhooks",
+    "tests.support.browser",
 ]
