@@ -59,12 +59,17 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def chromium() -> Path:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `.ci/setup --test` (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
         )
         try:
             yield launched
