@@ -163,13 +163,10 @@ class InvoiceService:
                 store.id, idempotency_key, request_hash, 201, json.dumps(body), now
             )
 
-        def write(conn: Connection) -> None:
-            queries.insert_invoices(conn, [invoice])
-            event_queries.insert_events(conn, [event])
-            if remembered is not None:
-                idempotency.insert_response(conn, remembered)
-
-        await self.db.write(write)
+        rows = [queries.invoice_append(invoice), event_queries.event_append(event)]
+        if remembered is not None:
+            rows.append(idempotency.response_append(remembered))
+        await self.db.append(rows)
         self.watch.add(address)
         if remembered is not None:
             self._idempotent[(store.id, remembered.key)] = remembered

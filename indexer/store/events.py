@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from indexer.store.database import Connection
+from indexer.store.database import Append, Connection, bulk_insert
 
 
 @dataclass(frozen=True)
@@ -28,17 +28,18 @@ class EventRow:
 _COLUMNS = "id, store_id, type, invoice_id, payload::VARCHAR, created_at, seq"
 
 
+_COLUMNS_IN = ("id", "store_id", "type", "invoice_id", "payload", "created_at")
+_CASTS = {"payload": "JSON"}
+
+
 def insert_events(conn: Connection, events: list[EventRow]) -> None:
-    if not events:
-        return
-    params: list[Any] = []
-    for e in events:
-        params += [e.id, e.store_id, e.type, e.invoice_id, e.payload, e.created_at]
-    conn.execute(
-        "INSERT INTO events (id, store_id, type, invoice_id, payload, created_at) VALUES "
-        + ",".join(["(?, ?, ?, ?, ?::JSON, ?)"] * len(events)),
-        params,
-    )
+    rows = [(e.id, e.store_id, e.type, e.invoice_id, e.payload, e.created_at) for e in events]
+    bulk_insert(conn, "events", _COLUMNS_IN, rows, _CASTS)
+
+
+def event_append(e: EventRow) -> Append:
+    row = (e.id, e.store_id, e.type, e.invoice_id, e.payload, e.created_at)
+    return Append("events", _COLUMNS_IN, row, tuple(_CASTS.items()))
 
 
 def get_event(conn: Connection, event_id: str) -> EventRow | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from indexer.store.database import Connection
+from indexer.store.database import Append, Connection
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,12 @@ class IdempotentResponse:
     status: int
     response: str
     created_at: datetime
+
+
+def response_append(item: IdempotentResponse) -> Append:
+    row = (item.store_id, item.key, item.request_hash, item.status, item.response, item.created_at)
+    columns = ("store_id", "key", "request_hash", "status", "response", "created_at")
+    return Append("idempotency_keys", columns, row, (("response", "JSON"),))
 
 
 def insert_response(conn: Connection, item: IdempotentResponse) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from indexer.domain.invoice import InvoiceException, PaymentState, Status
 from indexer.domain.records import Invoice, Payment
-from indexer.store.database import Connection
+from indexer.store.database import Append, Connection, bulk_insert
 
 _INVOICE_COLUMNS = (
     "id, store_id, network, asset, amount::VARCHAR, address, address_index, status, exception, "
@@ -70,42 +70,69 @@ def _payment(row: Sequence[Any]) -> Payment:
     )
 
 
-def insert_invoices(conn: Connection, invoices: Sequence[Invoice]) -> None:
-    """One multi-row INSERT: DuckDB is ~70x faster in bulk than row by row."""
-    if not invoices:
-        return
-    row = "(?,?,?,?,?::BIGNUM,?,?,?,?,?::BIGNUM,?::BIGNUM,?,?,?::JSON,?,?,?,?,?,?)"
-    params: list[Any] = []
-    for inv in invoices:
-        params += [
-            inv.id,
-            inv.store_id,
-            inv.network,
-            inv.asset,
-            str(inv.amount),
-            inv.address,
-            inv.address_index,
-            inv.status.value,
-            inv.exception.value if inv.exception else None,
-            str(inv.amount_received),
-            str(inv.amount_confirmed),
-            inv.reorg_flagged,
-            inv.order_id,
-            json.dumps(inv.metadata) if inv.metadata is not None else None,
-            inv.redirect_url,
-            inv.expires_at,
-            inv.monitoring_until,
-            inv.created_at,
-            inv.updated_at,
-            inv.paid_at,
-        ]
-    conn.execute(
-        "INSERT INTO invoices (id, store_id, network, asset, amount, address, address_index, "
-        "status, exception, amount_received, amount_confirmed, reorg_flagged, order_id, "
-        "metadata, redirect_url, expires_at, monitoring_until, created_at, updated_at, paid_at) "
-        "VALUES " + ",".join([row] * len(invoices)),
-        params,
+_INSERT_COLUMNS = (
+    "id",
+    "store_id",
+    "network",
+    "asset",
+    "amount",
+    "address",
+    "address_index",
+    "status",
+    "exception",
+    "amount_received",
+    "amount_confirmed",
+    "reorg_flagged",
+    "order_id",
+    "metadata",
+    "redirect_url",
+    "expires_at",
+    "monitoring_until",
+    "created_at",
+    "updated_at",
+    "paid_at",
+)
+_CASTS = {
+    "amount": "BIGNUM",
+    "amount_received": "BIGNUM",
+    "amount_confirmed": "BIGNUM",
+    "metadata": "JSON",
+    "address_index": "BIGINT",
+}
+
+
+def invoice_row(inv: Invoice) -> tuple[Any, ...]:
+    return (
+        inv.id,
+        inv.store_id,
+        inv.network,
+        inv.asset,
+        str(inv.amount),
+        inv.address,
+        inv.address_index,
+        inv.status.value,
+        inv.exception.value if inv.exception else None,
+        str(inv.amount_received),
+        str(inv.amount_confirmed),
+        inv.reorg_flagged,
+        inv.order_id,
+        json.dumps(inv.metadata) if inv.metadata is not None else None,
+        inv.redirect_url,
+        inv.expires_at,
+        inv.monitoring_until,
+        inv.created_at,
+        inv.updated_at,
+        inv.paid_at,
     )
+
+
+def invoice_append(inv: Invoice) -> Append:
+    return Append("invoices", _INSERT_COLUMNS, invoice_row(inv), tuple(_CASTS.items()))
+
+
+def insert_invoices(conn: Connection, invoices: Sequence[Invoice]) -> None:
+    rows = [invoice_row(inv) for inv in invoices]
+    bulk_insert(conn, "invoices", _INSERT_COLUMNS, rows, _CASTS)
 
 
 def update_invoice_states(conn: Connection, invoices: Iterable[Invoice]) -> None:

@@ -39,12 +39,23 @@ BAD_BODIES = [
     ("network-wrong-type", {**GOOD, "network": 1}, 400, "invalid_network", "network"),
     ("unknown-field", {**GOOD, "colour": "red"}, 400, "unknown_field", "colour"),
     ("metadata-not-object", {**GOOD, "metadata": [1]}, 400, "invalid_metadata", "metadata"),
-    ("metadata-too-big", {**GOOD, "metadata": {"x": "y" * 9000}}, 400, "invalid_metadata", "metadata"),
+    (
+        "metadata-too-big",
+        {**GOOD, "metadata": {"x": "y" * 9000}},
+        400,
+        "invalid_metadata",
+        "metadata",
+    ),
     ("expires-too-short", {**GOOD, "expires_in": 5}, 400, "invalid_expires_in", "expires_in"),
     ("expires-bool", {**GOOD, "expires_in": True}, 400, "invalid_expires_in", "expires_in"),
     ("order-id-empty", {**GOOD, "order_id": ""}, 400, "invalid_order_id", "order_id"),
-    ("redirect-not-http", {**GOOD, "redirect_url": "javascript:alert(1)"}, 400, "invalid_redirect_url",
-     "redirect_url"),
+    (
+        "redirect-not-http",
+        {**GOOD, "redirect_url": "javascript:alert(1)"},
+        400,
+        "invalid_redirect_url",
+        "redirect_url",
+    ),
     ("body-is-list", [GOOD], 400, "invalid_body", None),
 ]
 
@@ -58,7 +69,13 @@ async def invoice_count(gateway: Gateway) -> int:
     ("body", "status", "code", "field"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES]
 )
 async def test_bad_body_is_rejected_and_stores_nothing(
-    client: Client, merchant: Merchant, gateway: Gateway, body: Any, status: int, code: str, field: str | None
+    client: Client,
+    merchant: Merchant,
+    gateway: Gateway,
+    body: Any,
+    status: int,
+    code: str,
+    field: str | None,
 ) -> None:
     response = await client.post("/v1/invoices", json=body, headers=merchant.headers)
     error = (await response.json())["error"]
@@ -81,7 +98,13 @@ async def test_bad_body_is_rejected_and_stores_nothing(
     ids=["malformed", "empty", "nan", "not-utf8", "oversized", "form-encoded"],
 )
 async def test_malformed_bodies_are_4xx(
-    client: Client, merchant: Merchant, gateway: Gateway, raw: bytes, content_type: str, status: int, code: str
+    client: Client,
+    merchant: Merchant,
+    gateway: Gateway,
+    raw: bytes,
+    content_type: str,
+    status: int,
+    code: str,
 ) -> None:
     headers = {**merchant.headers, "Content-Type": content_type}
     response = await client.post("/v1/invoices", data=raw, headers=headers)
@@ -102,7 +125,9 @@ async def test_malformed_bodies_are_4xx(
         ("/v1/nothing", 404, "not_found"),
     ],
 )
-async def test_bad_queries_and_paths_are_4xx(client: Client, merchant: Merchant, path: str, status: int, code: str) -> None:
+async def test_bad_queries_and_paths_are_4xx(
+    client: Client, merchant: Merchant, path: str, status: int, code: str
+) -> None:
     response = await client.get(path, headers=merchant.headers)
     assert response.status == status
     assert (await response.json())["error"]["code"] == code
@@ -168,7 +193,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 def post(live: LiveServer, raw: bytes) -> tuple[int, Any]:
     assert live.merchant is not None
-    request = urllib.request.Request(f"{live.url}/v1/invoices", data=raw, method="POST", headers=live.merchant.headers)
+    request = urllib.request.Request(
+        f"{live.url}/v1/invoices", data=raw, method="POST", headers=live.merchant.headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -178,7 +205,9 @@ def post(live: LiveServer, raw: bytes) -> tuple[int, Any]:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 invoice_like = st.fixed_dictionaries(
@@ -195,9 +224,13 @@ invoice_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=invoice_like | json_values)
-def test_any_json_body_gets_201_or_a_json_4xx_and_rejections_store_nothing(live: LiveServer, body: Any) -> None:
+def test_any_json_body_gets_201_or_a_json_4xx_and_rejections_store_nothing(
+    live: LiveServer, body: Any
+) -> None:
     before = live.count()
     status, answer = post(live, json.dumps(body).encode())
     assert status in (201, 400, 409, 413, 415), answer
@@ -208,7 +241,9 @@ def test_any_json_body_gets_201_or_a_json_4xx_and_rejections_store_nothing(live:
         assert live.count() == before
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=200))
 def test_any_bytes_get_a_json_4xx(live: LiveServer, raw: bytes) -> None:
     before = live.count()

@@ -24,7 +24,9 @@ async def count(gateway: Gateway, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def test_create_returns_new_invoice_with_fresh_derived_address(client: Client, merchant: Merchant) -> None:
+async def test_create_returns_new_invoice_with_fresh_derived_address(
+    client: Client, merchant: Merchant
+) -> None:
     response = await create(client, merchant, {**USDT_ORDER, "metadata": {"cart": [1, 2]}})
     body = await response.json()
     assert response.status == 201
@@ -41,14 +43,20 @@ async def test_create_returns_new_invoice_with_fresh_derived_address(client: Cli
     assert body["payments"] == []
 
 
-async def test_native_invoice_uses_value_uri_and_default_expiry(client: Client, merchant: Merchant) -> None:
-    body = await (await create(client, merchant, {"network": "bsc", "asset": "BNB", "amount": "0.5"})).json()
+async def test_native_invoice_uses_value_uri_and_default_expiry(
+    client: Client, merchant: Merchant
+) -> None:
+    body = await (
+        await create(client, merchant, {"network": "bsc", "asset": "BNB", "amount": "0.5"})
+    ).json()
     assert body["payment_uri"] == f"ethereum:{body['address']}@56?value=500000000000000000"
     assert body["confirmations_required"] == 15
 
 
 async def test_each_invoice_gets_the_next_index(client: Client, merchant: Merchant) -> None:
-    addresses = [(await (await create(client, merchant, USDT_ORDER)).json())["address"] for _ in range(3)]
+    addresses = [
+        (await (await create(client, merchant, USDT_ORDER)).json())["address"] for _ in range(3)
+    ]
     assert addresses == [parse_xpub(TEST_XPUB).address(i) for i in range(3)]
 
 
@@ -60,7 +68,11 @@ async def test_concurrent_creates_never_share_an_address(
     assert {r.status for r in responses} == {201}
     assert len({b["address"] for b in bodies}) == 64
     assert await count(gateway, "invoices") == 64
-    assert set(gateway.db.read_sync(lambda c: [r[0] for r in c.execute("SELECT address_index FROM invoices").fetchall()])) == set(range(64))
+    assert set(
+        gateway.db.read_sync(
+            lambda c: [r[0] for r in c.execute("SELECT address_index FROM invoices").fetchall()]
+        )
+    ) == set(range(64))
 
 
 async def test_invoice_and_its_created_event_commit_together(
@@ -68,7 +80,9 @@ async def test_invoice_and_its_created_event_commit_together(
 ) -> None:
     body = await (await create(client, merchant, USDT_ORDER)).json()
     events = await gateway.db.read(
-        lambda c: c.execute("SELECT type, payload::VARCHAR FROM events WHERE invoice_id = ?", [body["id"]]).fetchall()
+        lambda c: c.execute(
+            "SELECT type, payload::VARCHAR FROM events WHERE invoice_id = ?", [body["id"]]
+        ).fetchall()
     )
     assert [e[0] for e in events] == ["invoice.created"]
     assert body["id"] in events[0][1]
@@ -84,20 +98,28 @@ async def test_get_returns_the_same_object(client: Client, merchant: Merchant) -
 async def test_list_filters_and_paginates_newest_first(client: Client, merchant: Merchant) -> None:
     ids = []
     for i in range(5):
-        body = await (await create(client, merchant, {**USDT_ORDER, "order_id": f"o{i % 2}"})).json()
+        body = await (
+            await create(client, merchant, {**USDT_ORDER, "order_id": f"o{i % 2}"})
+        ).json()
         ids.append(body["id"])
     page1 = await (await client.get("/v1/invoices?limit=2", headers=merchant.headers)).json()
     assert [i["id"] for i in page1["data"]] == ids[::-1][:2] and page1["has_more"] is True
     after = page1["data"][-1]["id"]
-    page2 = await (await client.get(f"/v1/invoices?limit=10&starting_after={after}", headers=merchant.headers)).json()
+    page2 = await (
+        await client.get(f"/v1/invoices?limit=10&starting_after={after}", headers=merchant.headers)
+    ).json()
     assert [i["id"] for i in page2["data"]] == ids[::-1][2:] and page2["has_more"] is False
     by_order = await (await client.get("/v1/invoices?order_id=o1", headers=merchant.headers)).json()
     assert {i["id"] for i in by_order["data"]} == {ids[1], ids[3]}
-    by_status = await (await client.get("/v1/invoices?status=paid", headers=merchant.headers)).json()
+    by_status = await (
+        await client.get("/v1/invoices?status=paid", headers=merchant.headers)
+    ).json()
     assert by_status["data"] == []
 
 
-async def test_another_stores_objects_answer_404(client: Client, merchant: Merchant, gateway: Gateway) -> None:
+async def test_another_stores_objects_answer_404(
+    client: Client, merchant: Merchant, gateway: Gateway
+) -> None:
     other = await make_merchant(gateway, "other", OTHER_XPUB)
     created = await (await create(client, merchant, USDT_ORDER)).json()
     response = await client.get(f"/v1/invoices/{created['id']}", headers=other.headers)
@@ -113,7 +135,9 @@ async def test_missing_unknown_and_revoked_keys_answer_401(
     client: Client, merchant: Merchant, gateway: Gateway
 ) -> None:
     assert (await client.get("/v1/store")).status == 401
-    assert (await client.get("/v1/store", headers={"Authorization": "Bearer cpk_nope"})).status == 401
+    assert (
+        await client.get("/v1/store", headers={"Authorization": "Bearer cpk_nope"})
+    ).status == 401
     assert (await client.get("/v1/store", headers={"Authorization": merchant.key})).status == 401
     second = await gateway.stores.create_key(merchant.store_id)
     key_id = next(k for k, h in gateway.stores._key_ids.items() if h and k != second.key_id)
@@ -129,7 +153,9 @@ async def test_store_endpoint_shows_the_keys_store(client: Client, merchant: Mer
     assert [a["symbol"] for a in body["networks"]["bsc"]["assets"]] == ["BNB", "USDT"]
 
 
-async def test_idempotency_key_replays_first_response(client: Client, merchant: Merchant, gateway: Gateway) -> None:
+async def test_idempotency_key_replays_first_response(
+    client: Client, merchant: Merchant, gateway: Gateway
+) -> None:
     first = await create(client, merchant, USDT_ORDER, **{"Idempotency-Key": "k1"})
     again = await create(client, merchant, USDT_ORDER, **{"Idempotency-Key": "k1"})
     assert again.status == 201 and again.headers["Idempotent-Replayed"] == "true"
@@ -137,9 +163,13 @@ async def test_idempotency_key_replays_first_response(client: Client, merchant: 
     assert await count(gateway, "invoices") == 1
 
 
-async def test_idempotency_key_with_another_body_is_409(client: Client, merchant: Merchant, gateway: Gateway) -> None:
+async def test_idempotency_key_with_another_body_is_409(
+    client: Client, merchant: Merchant, gateway: Gateway
+) -> None:
     await create(client, merchant, USDT_ORDER, **{"Idempotency-Key": "k2"})
-    other = await create(client, merchant, {**USDT_ORDER, "amount": "13"}, **{"Idempotency-Key": "k2"})
+    other = await create(
+        client, merchant, {**USDT_ORDER, "amount": "13"}, **{"Idempotency-Key": "k2"}
+    )
     assert other.status == 409
     assert (await other.json())["error"]["code"] == "idempotency_key_reused"
     assert await count(gateway, "invoices") == 1
@@ -155,14 +185,18 @@ async def test_concurrent_requests_with_one_key_create_one_invoice(
     assert await count(gateway, "invoices") == 1
 
 
-async def test_idempotency_keys_are_per_store(client: Client, merchant: Merchant, gateway: Gateway) -> None:
+async def test_idempotency_keys_are_per_store(
+    client: Client, merchant: Merchant, gateway: Gateway
+) -> None:
     other = await make_merchant(gateway, "other", OTHER_XPUB)
     a = await (await create(client, merchant, USDT_ORDER, **{"Idempotency-Key": "shared"})).json()
     b = await (await create(client, other, USDT_ORDER, **{"Idempotency-Key": "shared"})).json()
     assert a["id"] != b["id"]
 
 
-async def test_restart_rebuilds_keys_indexes_and_idempotency(config_path: Any, tmp_path: Any) -> None:
+async def test_restart_rebuilds_keys_indexes_and_idempotency(
+    config_path: Any, tmp_path: Any
+) -> None:
     from aiohttp.test_utils import TestServer
 
     from api.app import build_app
@@ -179,7 +213,9 @@ async def test_restart_rebuilds_keys_indexes_and_idempotency(config_path: Any, t
     second.open()
     try:
         async with TestClient(TestServer(build_app(second))) as c2:
-            replay = await (await create(c2, merchant, USDT_ORDER, **{"Idempotency-Key": "r"})).json()
+            replay = await (
+                await create(c2, merchant, USDT_ORDER, **{"Idempotency-Key": "r"})
+            ).json()
             fresh = await (await create(c2, merchant, USDT_ORDER)).json()
         assert replay == before
         assert fresh["address"] == parse_xpub(TEST_XPUB).address(1)

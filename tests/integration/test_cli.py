@@ -14,7 +14,17 @@ from tests.support.process import free_port, http_json, run, start_serve, stop
 
 def test_store_create_json_prints_exactly_one_object(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    result = run("--config", str(config), "store", "create", "--name", "Shop", "--evm-xpub", TEST_XPUB, "--json")
+    result = run(
+        "--config",
+        str(config),
+        "store",
+        "create",
+        "--name",
+        "Shop",
+        "--evm-xpub",
+        TEST_XPUB,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     created = json.loads(result.stdout)
     assert set(created) == {"store_id", "api_key"}
@@ -26,7 +36,9 @@ def test_store_create_json_prints_exactly_one_object(tmp_path: Path) -> None:
 
 def test_bad_xpub_exits_2_and_stores_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    result = run("--config", str(config), "store", "create", "--name", "Shop", "--evm-xpub", "xpubnope")
+    result = run(
+        "--config", str(config), "store", "create", "--name", "Shop", "--evm-xpub", "xpubnope"
+    )
     assert result.returncode == 2
     assert "extended public key" in result.stderr
     with duckdb.connect(str(tmp_path / "chainpay.duckdb"), read_only=True) as conn:
@@ -34,7 +46,7 @@ def test_bad_xpub_exits_2_and_stores_nothing(tmp_path: Path) -> None:
 
 
 def test_bad_config_is_one_line_naming_file_and_key_with_exit_2(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "\n[webhooks]\nallow_private_targets = \"yes\"\n")
+    config = write_config(tmp_path, '\n[webhooks]\nallow_private_targets = "yes"\n')
     result = run("--config", str(config), "migrate")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -56,10 +68,25 @@ def test_keys_are_managed_through_the_running_gateway(tmp_path: Path) -> None:
     server = start_serve(config, port, "--migrate", log=tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        created = run("--config", str(config), "store", "create", "--name", "Live", "--evm-xpub", OTHER_XPUB, "--json")
+        created = run(
+            "--config",
+            str(config),
+            "store",
+            "create",
+            "--name",
+            "Live",
+            "--evm-xpub",
+            OTHER_XPUB,
+            "--json",
+        )
         assert created.returncode == 0, created.stderr
         store = json.loads(created.stdout)
-        status, body = http_json("POST", f"{base}/v1/invoices", {"network": "bsc", "asset": "USDT", "amount": "1"}, store["api_key"])
+        status, body = http_json(
+            "POST",
+            f"{base}/v1/invoices",
+            {"network": "bsc", "asset": "USDT", "amount": "1"},
+            store["api_key"],
+        )
         assert status == 201 and body["address"] == parse_xpub(OTHER_XPUB).address(0)
 
         extra = run("--config", str(config), "key", "create", store["store_id"], "--json")
@@ -86,7 +113,11 @@ def test_serve_answers_health_ready_metrics_and_openapi(tmp_path: Path) -> None:
     try:
         assert http_json("GET", f"{base}/healthz") == (200, {"status": "ok"})
         status, ready = http_json("GET", f"{base}/readyz")
-        assert status == 200 and ready["store"] == "ok" and set(ready["networks"]) == {"ethereum", "bsc"}
+        assert (
+            status == 200
+            and ready["store"] == "ok"
+            and set(ready["networks"]) == {"ethereum", "bsc"}
+        )
         status, spec = http_json("GET", f"{base}/openapi.json")
         assert status == 200 and "/v1/invoices" in spec["paths"]
         import urllib.request

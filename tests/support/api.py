@@ -16,13 +16,9 @@ from api.bootstrap import Gateway
 from indexer.config import load_settings
 
 # The account xpub of the public BIP39 test mnemonic "abandon ×11 about": never for real funds.
-TEST_XPUB = (
-    "xpub6DCoCpSuQZB2jawqnGMEPS63ePKWkwWPH4TU45Q7LPXWuNd8TMtVxRrgjtEshuqpK3mdhaWHPFsBngh5GFZaM6si3yZdUsT8ddYM3PwnATt"
-)
+TEST_XPUB = "xpub6DCoCpSuQZB2jawqnGMEPS63ePKWkwWPH4TU45Q7LPXWuNd8TMtVxRrgjtEshuqpK3mdhaWHPFsBngh5GFZaM6si3yZdUsT8ddYM3PwnATt"
 # "legal winner thank year wave sausage worth useful legal winner thank yellow" (public too)
-OTHER_XPUB = (
-    "xpub6Bh6Cg7bvjFdW6VEAaZmsyhZh86WdJ9Kr5aqqY5LN7UFLpxTrxsiys213UCu8MAYjcq5JhF7jzZXvruGfWfPbxqsByNNhwWaNQRuhP3JcC3"
-)
+OTHER_XPUB = "xpub6Bh6Cg7bvjFdW6VEAaZmsyhZh86WdJ9Kr5aqqY5LN7UFLpxTrxsiys213UCu8MAYjcq5JhF7jzZXvruGfWfPbxqsByNNhwWaNQRuhP3JcC3"
 USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
 BUSDT = "0x55d398326f99059fF775485246999027B3197955"
 

@@ -15,9 +15,14 @@ from typing import Any
 CHAINPAY = str(Path(sys.executable).parent / "chainpay")
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CHAINPAY, *args], capture_output=True, text=True, timeout=timeout,
+        [CHAINPAY, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
@@ -28,12 +33,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(config: Path, port: int, *extra: str, log: Path | None = None) -> subprocess.Popen[bytes]:
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+def start_serve(
+    config: Path, port: int, *extra: str, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    out = open(log, "ab") if log else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
             [CHAINPAY, "--config", str(config), "serve", "--port", str(port), *extra],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     finally:
         if log:
@@ -42,7 +50,9 @@ def start_serve(config: Path, port: int, *extra: str, log: Path | None = None) -
     return process
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+def wait_http(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:

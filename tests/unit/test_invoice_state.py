@@ -23,51 +23,175 @@ AFTER = EXPIRES + timedelta(minutes=5)
 P, C, O = PaymentState.PENDING, PaymentState.CONFIRMED, PaymentState.ORPHANED
 
 
-def invoice(status: Status = Status.NEW, received: int = 0, confirmed: int = 0, **kw: object) -> InvoiceState:
+def invoice(
+    status: Status = Status.NEW, received: int = 0, confirmed: int = 0, **kw: object
+) -> InvoiceState:
     return InvoiceState(
-        asset="USDT", amount=100, expires_at=EXPIRES, monitoring_until=WINDOW_END,
-        status=status, amount_received=received, amount_confirmed=confirmed, **kw,  # type: ignore[arg-type]
+        asset="USDT",
+        amount=100,
+        expires_at=EXPIRES,
+        monitoring_until=WINDOW_END,
+        status=status,
+        amount_received=received,
+        amount_confirmed=confirmed,
+        **kw,  # type: ignore[arg-type]
     )
 
 
-def pay(amount: int, state: PaymentState = C, when: datetime = BEFORE, asset: str = "USDT") -> PaymentView:
+def pay(
+    amount: int, state: PaymentState = C, when: datetime = BEFORE, asset: str = "USDT"
+) -> PaymentView:
     return PaymentView(asset=asset, amount=amount, state=state, block_time=when)
 
 
 CASES = [
     # id, before, payments, now, status, exception, events
     ("nothing-yet", invoice(), [], BEFORE, Status.NEW, None, ()),
-    ("seen-in-block-goes-pending", invoice(), [pay(100, P)], BEFORE, Status.PENDING, None,
-     (EventType.INVOICE_PENDING,)),
-    ("confirmed-exact-is-paid", invoice(Status.PENDING, 100), [pay(100)], BEFORE, Status.PAID, None,
-     (EventType.INVOICE_PAID,)),
-    ("two-partials-confirmed-paid", invoice(Status.PENDING, 100), [pay(40), pay(60)], BEFORE,
-     Status.PAID, None, (EventType.INVOICE_PAID,)),
-    ("partial-stays-pending", invoice(), [pay(40)], BEFORE, Status.PENDING, None,
-     (EventType.INVOICE_PENDING,)),
-    ("overpaid", invoice(Status.PENDING, 150), [pay(150)], BEFORE, Status.PAID,
-     InvoiceException.OVERPAID, (EventType.INVOICE_PAID,)),
-    ("expired-with-nothing", invoice(), [], AFTER, Status.EXPIRED, None, (EventType.INVOICE_EXPIRED,)),
-    ("expired-underpaid", invoice(Status.PENDING, 40), [pay(40)], AFTER, Status.EXPIRED,
-     InvoiceException.UNDERPAID, (EventType.INVOICE_EXPIRED,)),
-    ("on-time-money-waits-for-confirmations", invoice(Status.PENDING, 100), [pay(100, P)], AFTER,
-     Status.PENDING, None, ()),
-    ("late-completion-is-paid-late", invoice(Status.EXPIRED, 40, exception=InvoiceException.UNDERPAID),
-     [pay(40), pay(60, C, AFTER)], AFTER, Status.PAID, InvoiceException.PAID_LATE,
-     (EventType.INVOICE_PAID,)),
-    ("after-window-does-not-count", invoice(Status.EXPIRED), [pay(100, C, WINDOW_END + timedelta(seconds=1))],
-     WINDOW_END + timedelta(hours=1), Status.EXPIRED, None, ()),
-    ("wrong-asset-does-not-count", invoice(), [pay(100, C, asset="ETH")], BEFORE, Status.NEW, None, ()),
+    (
+        "seen-in-block-goes-pending",
+        invoice(),
+        [pay(100, P)],
+        BEFORE,
+        Status.PENDING,
+        None,
+        (EventType.INVOICE_PENDING,),
+    ),
+    (
+        "confirmed-exact-is-paid",
+        invoice(Status.PENDING, 100),
+        [pay(100)],
+        BEFORE,
+        Status.PAID,
+        None,
+        (EventType.INVOICE_PAID,),
+    ),
+    (
+        "two-partials-confirmed-paid",
+        invoice(Status.PENDING, 100),
+        [pay(40), pay(60)],
+        BEFORE,
+        Status.PAID,
+        None,
+        (EventType.INVOICE_PAID,),
+    ),
+    (
+        "partial-stays-pending",
+        invoice(),
+        [pay(40)],
+        BEFORE,
+        Status.PENDING,
+        None,
+        (EventType.INVOICE_PENDING,),
+    ),
+    (
+        "overpaid",
+        invoice(Status.PENDING, 150),
+        [pay(150)],
+        BEFORE,
+        Status.PAID,
+        InvoiceException.OVERPAID,
+        (EventType.INVOICE_PAID,),
+    ),
+    (
+        "expired-with-nothing",
+        invoice(),
+        [],
+        AFTER,
+        Status.EXPIRED,
+        None,
+        (EventType.INVOICE_EXPIRED,),
+    ),
+    (
+        "expired-underpaid",
+        invoice(Status.PENDING, 40),
+        [pay(40)],
+        AFTER,
+        Status.EXPIRED,
+        InvoiceException.UNDERPAID,
+        (EventType.INVOICE_EXPIRED,),
+    ),
+    (
+        "on-time-money-waits-for-confirmations",
+        invoice(Status.PENDING, 100),
+        [pay(100, P)],
+        AFTER,
+        Status.PENDING,
+        None,
+        (),
+    ),
+    (
+        "late-completion-is-paid-late",
+        invoice(Status.EXPIRED, 40, exception=InvoiceException.UNDERPAID),
+        [pay(40), pay(60, C, AFTER)],
+        AFTER,
+        Status.PAID,
+        InvoiceException.PAID_LATE,
+        (EventType.INVOICE_PAID,),
+    ),
+    (
+        "after-window-does-not-count",
+        invoice(Status.EXPIRED),
+        [pay(100, C, WINDOW_END + timedelta(seconds=1))],
+        WINDOW_END + timedelta(hours=1),
+        Status.EXPIRED,
+        None,
+        (),
+    ),
+    (
+        "wrong-asset-does-not-count",
+        invoice(),
+        [pay(100, C, asset="ETH")],
+        BEFORE,
+        Status.NEW,
+        None,
+        (),
+    ),
     ("zero-value-does-not-count", invoice(), [pay(0)], BEFORE, Status.NEW, None, ()),
-    ("reorg-takes-pending-back-to-new", invoice(Status.PENDING, 100), [pay(100, O)], BEFORE, Status.NEW,
-     None, (EventType.INVOICE_PAYMENT_REVERTED,)),
-    ("reorg-of-one-partial-reverts-amount", invoice(Status.PENDING, 100), [pay(40, O), pay(60, P)], BEFORE,
-     Status.PENDING, None, (EventType.INVOICE_PAYMENT_REVERTED,)),
-    ("deep-reorg-on-paid-is-flagged-not-rewritten", invoice(Status.PAID, 100, 100), [pay(100, O)], BEFORE,
-     Status.PAID, None, (EventType.INVOICE_PAYMENT_REVERTED, EventType.INVOICE_REORG_FLAGGED)),
-    ("more-after-paid-marks-overpaid", invoice(Status.PAID, 100, 100), [pay(100), pay(5, P)], BEFORE,
-     Status.PAID, InvoiceException.OVERPAID, (EventType.INVOICE_EXCEPTION_CHANGED,)),
-    ("paid-stays-paid-after-expiry", invoice(Status.PAID, 100, 100), [pay(100)], AFTER, Status.PAID, None, ()),
+    (
+        "reorg-takes-pending-back-to-new",
+        invoice(Status.PENDING, 100),
+        [pay(100, O)],
+        BEFORE,
+        Status.NEW,
+        None,
+        (EventType.INVOICE_PAYMENT_REVERTED,),
+    ),
+    (
+        "reorg-of-one-partial-reverts-amount",
+        invoice(Status.PENDING, 100),
+        [pay(40, O), pay(60, P)],
+        BEFORE,
+        Status.PENDING,
+        None,
+        (EventType.INVOICE_PAYMENT_REVERTED,),
+    ),
+    (
+        "deep-reorg-on-paid-is-flagged-not-rewritten",
+        invoice(Status.PAID, 100, 100),
+        [pay(100, O)],
+        BEFORE,
+        Status.PAID,
+        None,
+        (EventType.INVOICE_PAYMENT_REVERTED, EventType.INVOICE_REORG_FLAGGED),
+    ),
+    (
+        "more-after-paid-marks-overpaid",
+        invoice(Status.PAID, 100, 100),
+        [pay(100), pay(5, P)],
+        BEFORE,
+        Status.PAID,
+        InvoiceException.OVERPAID,
+        (EventType.INVOICE_EXCEPTION_CHANGED,),
+    ),
+    (
+        "paid-stays-paid-after-expiry",
+        invoice(Status.PAID, 100, 100),
+        [pay(100)],
+        AFTER,
+        Status.PAID,
+        None,
+        (),
+    ),
 ]
 
 

@@ -46,7 +46,9 @@ def test_parse_amount_gives_exact_base_units(text: str, decimals: int, units: in
         ("9" * 300, 0, "invalid_amount"),
     ],
 )
-def test_parse_amount_rejects_with_a_code_naming_the_field(value: object, decimals: int, code: str) -> None:
+def test_parse_amount_rejects_with_a_code_naming_the_field(
+    value: object, decimals: int, code: str
+) -> None:
     with pytest.raises(ValidationError) as error:
         parse_amount(value, decimals)
     assert error.value.code == code

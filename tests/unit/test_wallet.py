@@ -7,9 +7,7 @@ from indexer.wallet import parse_xpub
 from tests.support.api import OTHER_XPUB, TEST_XPUB
 
 # m/44'/60'/0'/0 of "abandon ×11 about", as wallets export it (depth 4)
-TEST_EXTERNAL_CHAIN = (
-    "xpub6EF8jXqFeFEW5bwMU7RpQtHkzE4KJxcqJtvkCjJumzW8CPpacXkb92ek4WzLQXjL93HycJwTPUAcuNxCqFPKKU5m5Z2Vq4nCyh5CyPeBFFr"
-)
+TEST_EXTERNAL_CHAIN = "xpub6EF8jXqFeFEW5bwMU7RpQtHkzE4KJxcqJtvkCjJumzW8CPpacXkb92ek4WzLQXjL93HycJwTPUAcuNxCqFPKKU5m5Z2Vq4nCyh5CyPeBFFr"
 # Published first addresses of "abandon ×11 about" on m/44'/60'/0'/0/i (MetaMask, Ledger, iancoleman)
 VECTORS = [
     (0, "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"),
@@ -40,11 +38,15 @@ def test_different_wallets_have_different_fingerprints() -> None:
         (None, "invalid_xpub"),
         ("xpub123", "invalid_xpub"),
         (TEST_XPUB[:-1] + "x", "invalid_xpub"),
-        ("xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi",
-         "private_key_refused"),
+        (
+            "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi",
+            "private_key_refused",
+        ),
         # the BIP32 master public key (depth 0) is not an account key
-        ("xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8",
-         "invalid_xpub_depth"),
+        (
+            "xpub661MyMwAqRbcFtXgS5sYJABqqG9YLmC4Q1Rdap9gSE8NqtwybGhePY2gZ29ESFjqJoCu1Rupje8YtGqsefD265TMg7usUDFdp6W1EGMcet8",
+            "invalid_xpub_depth",
+        ),
     ],
     ids=["empty", "none", "short", "bad-checksum", "private-key", "master-depth-0"],
 )

@@ -1,0 +1,144 @@
+"""Invoice creation through HTTP, against a trivial aiohttp JSON endpoint as the ceiling.
+
+    .venv/bin/python bench/invoices.py [--count 2000] [--concurrency 1 8 32]
+
+Starts a real `chainpay serve` (fresh DuckDB file) and a trivial aiohttp app as separate
+processes, then drives each with an aiohttp client at each concurrency, printing invoices/s and
+p50/p99 latency, plus HD derivations/s. Figures go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.api import TEST_XPUB, write_config  # noqa: E402
+from tests.support.process import CHAINPAY, free_port, run, wait_http  # noqa: E402
+
+TRIVIAL = """
+import sys
+from aiohttp import web
+async def ok(request):
+    await request.read()
+    return web.json_response({"ok": True})
+app = web.Application()
+app.router.add_post("/v1/invoices", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+BODY = {"network": "ethereum", "asset": "USDT", "amount": "12.5", "order_id": "bench"}
+
+
+async def drive(url: str, key: str, count: int, concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    payload = json.dumps(BODY)
+    remaining = count
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                async with session.post(url, data=payload, headers=headers) as response:
+                    await response.read()
+                    if response.status not in (200, 201):
+                        raise RuntimeError(f"HTTP {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return count / elapsed, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=100)[int(q) - 1] * 1000
+        if len(values) > 1
+        else values[0] * 1000
+    )
+
+
+def derivations_per_second(n: int = 5000) -> float:
+    from indexer.wallet import parse_xpub
+
+    key = parse_xpub(TEST_XPUB)
+    started = time.perf_counter()
+    for i in range(n):
+        key.address(i)
+    return n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="chainpay-bench-"))
+    config = write_config(tmp)
+    created = run(
+        "--config",
+        str(config),
+        "store",
+        "create",
+        "--name",
+        "bench",
+        "--evm-xpub",
+        TEST_XPUB,
+        "--json",
+    )
+    key = json.loads(created.stdout)["api_key"]
+    gw_port, trivial_port = free_port(), free_port()
+    gateway = subprocess.Popen(
+        [CHAINPAY, "--config", str(config), "serve", "--port", str(gw_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    trivial = subprocess.Popen([sys.executable, "-c", TRIVIAL, str(trivial_port)])
+    try:
+        wait_http(f"http://127.0.0.1:{gw_port}/healthz", gateway)
+        time.sleep(0.5)
+        print(f"derivations/s (bip-utils + coincurve, one core): {derivations_per_second():,.0f}")
+        print(f"{'target':<10} {'conc':>4} {'count':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        rates: dict[int, tuple[float, float]] = {}
+        for conc in args.concurrency:
+            t_rate, t_lat = asyncio.run(
+                drive(f"http://127.0.0.1:{trivial_port}/v1/invoices", key, args.count, conc)
+            )
+            g_rate, g_lat = asyncio.run(
+                drive(f"http://127.0.0.1:{gw_port}/v1/invoices", key, args.count, conc)
+            )
+            rates[conc] = (g_rate, t_rate)
+            for name, rate, lat in (("trivial", t_rate, t_lat), ("chainpay", g_rate, g_lat)):
+                print(
+                    f"{name:<10} {conc:>4} {args.count:>6} {rate:>9,.0f} {pct(lat, 50):>8.1f} {pct(lat, 99):>8.1f}"
+                )
+        for conc, (g_rate, t_rate) in rates.items():
+            print(
+                f"concurrency {conc}: chainpay at {100 * g_rate / t_rate:.0f}% of the trivial endpoint"
+            )
+    finally:
+        gateway.terminate()
+        trivial.terminate()
+        gateway.wait(20)
+        trivial.wait(20)
+
+
+if __name__ == "__main__":
+    main()
