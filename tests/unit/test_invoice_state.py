@@ -1,4 +1,4 @@
-"""The invoice state machine, as a table: (state before, payments, clock) -> (state after, events)."""
+"""The invoice state machine as a table: (before, payments, clock) -> (after, events)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +20,7 @@ WINDOW_END = EXPIRES + timedelta(hours=24)
 BEFORE = T0 + timedelta(minutes=5)
 AFTER = EXPIRES + timedelta(minutes=5)
 
-P, C, O = PaymentState.PENDING, PaymentState.CONFIRMED, PaymentState.ORPHANED
+P, C, ORPH = PaymentState.PENDING, PaymentState.CONFIRMED, PaymentState.ORPHANED
 
 
 def invoice(
@@ -150,7 +150,7 @@ CASES = [
     (
         "reorg-takes-pending-back-to-new",
         invoice(Status.PENDING, 100),
-        [pay(100, O)],
+        [pay(100, ORPH)],
         BEFORE,
         Status.NEW,
         None,
@@ -159,7 +159,7 @@ CASES = [
     (
         "reorg-of-one-partial-reverts-amount",
         invoice(Status.PENDING, 100),
-        [pay(40, O), pay(60, P)],
+        [pay(40, ORPH), pay(60, P)],
         BEFORE,
         Status.PENDING,
         None,
@@ -168,7 +168,7 @@ CASES = [
     (
         "deep-reorg-on-paid-is-flagged-not-rewritten",
         invoice(Status.PAID, 100, 100),
-        [pay(100, O)],
+        [pay(100, ORPH)],
         BEFORE,
         Status.PAID,
         None,
