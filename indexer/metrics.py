@@ -21,7 +21,7 @@ PROCESSED_HEIGHT = Gauge(
 )
 LAG_BLOCKS = Gauge("chainpay_lag_blocks", "Node head minus processed block", ["network"])
 LAG_SECONDS = Gauge(
-    "chainpay_lag_seconds", "Wall clock minus the timestamp of the last processed block", ["network"]
+    "chainpay_lag_seconds", "Wall clock minus the last processed block's timestamp", ["network"]
 )
 LAST_HEAD_SEEN = Gauge(
     "chainpay_last_head_timestamp_seconds",
@@ -35,16 +35,21 @@ TRANSFERS_PROCESSED = Counter(
     "chainpay_transfers_processed_total", "Transfers of configured assets stored", ["network"]
 )
 PAYMENTS_MATCHED = Counter(
-    "chainpay_payments_matched_total", "Transfers to issued addresses recorded as payments",
+    "chainpay_payments_matched_total",
+    "Transfers to issued addresses recorded as payments",
     ["network", "asset"],
 )
 BLOCK_PROCESSING_SECONDS = Histogram(
-    "chainpay_block_processing_seconds", "Time to fetch, match and commit one block",
-    ["network"], buckets=_LATENCY,
+    "chainpay_block_processing_seconds",
+    "Time to fetch, match and commit one block",
+    ["network"],
+    buckets=_LATENCY,
 )
 REORGS = Counter("chainpay_reorgs_total", "Chain reorganisations detected", ["network"])
 REORG_DEPTH = Histogram(
-    "chainpay_reorg_depth_blocks", "Depth of detected reorganisations in blocks", ["network"],
+    "chainpay_reorg_depth_blocks",
+    "Depth of detected reorganisations in blocks",
+    ["network"],
     buckets=(1, 2, 3, 5, 8, 12, 20, 50, 100),
 )
 RPC_REQUESTS = Counter(
@@ -56,7 +61,9 @@ RPC_ERRORS = Counter(
     ["network", "method", "kind"],
 )
 RPC_SECONDS = Histogram(
-    "chainpay_rpc_duration_seconds", "JSON-RPC round trip time", ["network", "method"],
+    "chainpay_rpc_duration_seconds",
+    "JSON-RPC round trip time",
+    ["network", "method"],
     buckets=_LATENCY,
 )
 WS_CONNECTED = Gauge(
@@ -80,21 +87,25 @@ INVOICES_CREATED = Counter(
     "chainpay_invoices_created_total", "Invoices created", ["network", "asset"]
 )
 INVOICE_TRANSITIONS = Counter(
-    "chainpay_invoice_transitions_total", "Invoice status changes by new status",
+    "chainpay_invoice_transitions_total",
+    "Invoice status changes by new status",
     ["network", "status"],
 )
 REORG_FLAGS = Counter(
     "chainpay_invoice_reorg_flags_total",
-    "Paid invoices touched by a reorg deeper than the confirmation depth", ["network"],
+    "Paid invoices touched by a reorg deeper than the confirmation depth",
+    ["network"],
 )
 
 # --- webhooks ---------------------------------------------------------------------------------
 WEBHOOK_DELIVERIES = Counter(
     "chainpay_webhook_deliveries_total",
-    "Webhook delivery attempts by outcome (delivered, retrying, failed)", ["outcome"],
+    "Webhook delivery attempts by outcome (delivered, retrying, failed)",
+    ["outcome"],
 )
 WEBHOOK_SECONDS = Histogram(
-    "chainpay_webhook_delivery_duration_seconds", "Webhook POST round trip time",
+    "chainpay_webhook_delivery_duration_seconds",
+    "Webhook POST round trip time",
     buckets=_LATENCY,
 )
 WEBHOOK_DUE = Gauge("chainpay_webhook_due_deliveries", "Deliveries due now or overdue")
@@ -111,21 +122,27 @@ HOOK_CALLS = Counter(
 
 # --- API ---------------------------------------------------------------------------------------
 API_REQUESTS = Counter(
-    "chainpay_api_requests_total", "HTTP requests by route, method and status",
+    "chainpay_api_requests_total",
+    "HTTP requests by route, method and status",
     ["route", "method", "status"],
 )
 API_SECONDS = Histogram(
-    "chainpay_api_request_duration_seconds", "HTTP request latency by route", ["route", "method"],
+    "chainpay_api_request_duration_seconds",
+    "HTTP request latency by route",
+    ["route", "method"],
     buckets=_LATENCY,
 )
 
 # --- DuckDB ------------------------------------------------------------------------------------
 DB_COMMIT_SECONDS = Histogram(
     "chainpay_db_commit_duration_seconds",
-    "Time of one DuckDB write transaction by kind (api, block, dispatch, expiry)", ["kind"],
+    "Time of one DuckDB write transaction by kind (api, block, dispatch, expiry)",
+    ["kind"],
     buckets=_LATENCY,
 )
 DB_BATCH_SIZE = Histogram(
-    "chainpay_db_batch_size", "Operations grouped into one DuckDB transaction", ["kind"],
+    "chainpay_db_batch_size",
+    "Operations grouped into one DuckDB transaction",
+    ["kind"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
