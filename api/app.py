@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from api import checkout
+from api import checkout, logs
 from api.bootstrap import Gateway
 from api.errors import Handler, error_middleware
 from api.keys import GATEWAY
@@ -26,6 +26,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Request id, latency histogram by route template (bounded labels), access log line."""
     request_id = request.headers.get("X-Request-Id", "")[:64] or "req_" + secrets.token_hex(8)
     request[REQUEST_ID] = request_id
+    logs.REQUEST_ID.set(request_id)  # this request's own task: lines it logs carry the id
     started = time.perf_counter()
     status = 500
     try:

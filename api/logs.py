@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Fields an operator follows an invoice by, from API request to webhook delivery.
@@ -20,6 +21,8 @@ FIELDS = (
     "status",
     "route",
 )
+# Set by the HTTP middleware: every line logged while serving a request carries its id.
+REQUEST_ID: ContextVar[str | None] = ContextVar("chainpay_request_id", default=None)
 _SECRET = re.compile(r"(cpk_|whsec_)[A-Za-z0-9_\-]{8,}|(Bearer\s+)[^\s\"']+")
 
 
@@ -46,6 +49,8 @@ class JsonFormatter(logging.Formatter):
         }
         for name in FIELDS:
             value = getattr(record, name, None)
+            if value is None and name == "request_id":
+                value = REQUEST_ID.get()
             if value is not None:
                 entry[name] = value
         if record.exc_info:

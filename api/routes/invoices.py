@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from api.auth import authenticated_store
@@ -11,6 +13,7 @@ from api.requests import parse_json, query_limit, query_text, read_body
 from indexer.domain.invoice import Status
 from indexer.services.invoices import parse_new_invoice, request_fingerprint
 
+log = logging.getLogger("chainpay.invoices")
 routes = web.RouteTableDef()
 _STATUSES = tuple(s.value for s in Status)
 
@@ -28,6 +31,12 @@ async def create_invoice(request: web.Request) -> web.Response:
         store, command, key, request_fingerprint("POST", "/v1/invoices", body)
     )
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    log.info(
+        "invoice %s %s",
+        reply.body["id"],
+        "replayed" if reply.replayed else "created",
+        extra={"invoice_id": reply.body["id"], "store_id": store.id, "network": command.network},
+    )
     return web.json_response(reply.body, status=reply.status, headers=headers)
 
 
