@@ -13,7 +13,7 @@ STORE = web.RequestKey("store", Store)
 
 def authenticated_store(request: web.Request) -> Store:
     """The calling key's store, or a 401. Call at the top of every /v1 handler."""
-    cached = request.get(STORE)
+    cached: Store | None = request.get(STORE)
     if cached is not None:
         return cached
     header = request.headers.get("Authorization", "")

@@ -133,7 +133,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def _core_paths() -> dict[str, Any]:
-    secured = [{"apiKey": []}]
+    secured: list[dict[str, list[str]]] = [{"apiKey": []}]
     return {
         "/v1/invoices": {
             "post": {

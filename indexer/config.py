@@ -338,14 +338,14 @@ def _network(parent: _Reader, name: str) -> Network:
 
 
 def _symbol(reader: _Reader) -> str:
-    symbol = reader.require("symbol", str)
+    symbol: str = reader.require("symbol", str)
     if not _SYMBOL.match(symbol):
         raise reader.fail("symbol", f"expected 1-16 letters or digits, got {symbol!r}")
     return symbol
 
 
 def _decimals(reader: _Reader) -> int:
-    decimals = reader.require("decimals", int)
+    decimals: int = reader.require("decimals", int)
     if not 0 <= decimals <= 36:
         raise reader.fail("decimals", "must be between 0 and 36")
     return decimals
@@ -360,7 +360,7 @@ def _checksum_ok(address: str) -> bool:
 
 
 def _to_checksum(address: str) -> str:
-    from eth_utils import to_checksum_address  # local: eth_utils is heavy and only needed here
+    from eth_utils.address import to_checksum_address  # local: heavy, and only needed here
 
     return str(to_checksum_address(address))
 
