@@ -135,3 +135,23 @@ async def test_delivery_is_failed_after_the_last_attempt(
     assert len(delivery["attempts"]) == 14
     assert delivery["next_attempt_at"] is None
     assert len(receiver.requests) == 14
+
+
+async def test_slow_endpoint_does_not_delay_the_others(
+    webhook_harness: HarnessFactory, receiver: Receiver
+) -> None:
+    slow = Receiver()
+    await slow.up()
+    try:
+        h = await webhook_harness(timeout=5.0, concurrency=2)
+        await h.endpoint(slow.url)
+        await h.endpoint(receiver.url)
+        slow.respond_with(200, delay=3.0)
+
+        await h.insert_events(20)
+
+        fast = await receiver.wait_for_requests(20, within=1.5)
+        assert len(fast) == 20
+        assert len(slow.requests) == 2  # its own concurrency limit, nothing more
+    finally:
+        await slow.down()

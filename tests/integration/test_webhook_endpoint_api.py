@@ -174,9 +174,7 @@ async def test_requests_without_a_valid_key_are_401(webhook_harness: HarnessFact
 
     response = await h.client.get("/v1/webhook-endpoints")
     assert response.status == 401
-    response = await h.client.get(
-        "/v1/events", headers={"Authorization": "Bearer cpk_not_a_key"}
-    )
+    response = await h.client.get("/v1/events", headers={"Authorization": "Bearer cpk_not_a_key"})
     assert response.status == 401
 
 

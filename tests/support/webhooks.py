@@ -170,9 +170,7 @@ class WebhookHarness:
         for i in range(count):
             event_id = new_id("evt")
             payload = {"id": event_id, "object": "event", "type": type_, "n": i, "data": {}}
-            rows.append(
-                EventRow(event_id, store_id, type_, None, json.dumps(payload), now)
-            )
+            rows.append(EventRow(event_id, store_id, type_, None, json.dumps(payload), now))
         await self.gateway.db.write(lambda c: insert_events(c, rows), kind="test")
         self.gateway.webhooks.notify()
         return [r.id for r in rows]
