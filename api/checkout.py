@@ -7,6 +7,7 @@ carry a strict CSP (no inline script, nothing from another host) and refuse to b
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,14 +108,22 @@ def page_state(invoice: Invoice) -> str:
     return "waiting"
 
 
+_QR_OPTIONS: dict[str, Any] = {
+    "scale": 4, "border": 4, "svgclass": "qr-code", "lineclass": None, "omitsize": True,
+    "title": "QR code with the payment details for your wallet",
+}  # fmt: skip
+
+
 def qr_svg(data: str) -> str:
     """The QR code as inline SVG (server-side: no script, no image request)."""
-    return str(
-        segno.make(data, error="m").svg_inline(
-            scale=4, border=4, svgclass="qr-code", lineclass=None, omitsize=True,
-            title="QR code with the payment details for your wallet",
-        )
-    )  # fmt: skip
+    return str(segno.make(data, error="m").svg_inline(**_QR_OPTIONS))
+
+
+def qr_svg_document(data: str) -> bytes:
+    """The same QR as a standalone SVG file (with its XML namespace, for an <img>)."""
+    out = io.BytesIO()
+    segno.make(data, error="m").save(out, kind="svg", **_QR_OPTIONS)
+    return out.getvalue()
 
 
 async def load_checkout(request: web.Request, invoice_id: str) -> Checkout | None:
@@ -182,7 +191,7 @@ async def checkout_qr(request: web.Request) -> web.Response:
     if checkout is None:
         return not_found(request)
     return web.Response(
-        text=qr_svg(checkout.due_uri()),
+        body=qr_svg_document(checkout.due_uri()),
         content_type="image/svg+xml",
         headers={"Cache-Control": "no-store"},
     )
