@@ -6,7 +6,7 @@ payments, confirmations and cursor move commit together. Amounts are BIGNUM in, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -163,13 +163,14 @@ def update_confirmations(conn: Connection, network: str, head: int, now: datetim
 
 
 def confirm_payments(
-    conn: Connection, network: str, keys: Iterable[tuple[str, int]], now: datetime
+    conn: Connection, network: str, keys: Sequence[tuple[str, int]], head: int, now: datetime
 ) -> None:
+    """Mark payments confirmed, with their depth at `head` frozen from then on."""
     for tx_hash, log_index in keys:
         conn.execute(
-            "UPDATE payments SET state = 'confirmed', confirmed_at = ?, updated_at = ? "
-            "WHERE network = ? AND tx_hash = ? AND log_index = ?",
-            [now, now, network, tx_hash, log_index],
+            "UPDATE payments SET state = 'confirmed', confirmations = ? - block_number + 1, "
+            "confirmed_at = ?, updated_at = ? WHERE network = ? AND tx_hash = ? AND log_index = ?",
+            [head, now, now, network, tx_hash, log_index],
         )
 
 

@@ -136,8 +136,7 @@ class TailWorker:
             raise ConfigError(
                 self.settings.source,
                 f"networks.{self.network.name}.chain_id",
-                f"is {self.network.chain_id} but the node at {self.network.rpc_url} "
-                f"reports chain id {chain_id}",
+                f"node reports chain id {chain_id}, not {self.network.chain_id}",
             )
         self._chain_checked = True
 

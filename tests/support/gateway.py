@@ -139,13 +139,20 @@ def config_file(path: Path, database: Path, chains: list[Chain], port: int) -> P
 
 
 @dataclass
-class TestGateway:
+class GatewayUnderTest:
     """A Gateway with its store, clock and (once started) chain tails."""
 
     gateway: Gateway
     store: Store
     clock: ShiftedClock
     tails: list[TailWorker] = field(default_factory=list)
+    closed: bool = False
+
+    async def close(self) -> None:
+        """Stop the tails and release the DuckDB file (a second Gateway may then open it)."""
+        if not self.closed:
+            self.closed = True
+            await self.gateway.close()
 
     async def create_invoice(
         self, network: str, asset: str, amount: int, expires_in: int = 900
@@ -221,27 +228,27 @@ async def eventually(
         await asyncio.sleep(every)
 
 
-GatewayFactory = Callable[..., Awaitable[TestGateway]]
+GatewayFactory = Callable[..., Awaitable[GatewayUnderTest]]
 
 
 @pytest.fixture
 async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     """`await gateway_factory([chain, ...])`: a Gateway on `tmp_path`, closed afterwards."""
-    opened: list[TestGateway] = []
+    opened: list[GatewayUnderTest] = []
 
     async def make(
         chains: list[Chain], database: Path | None = None, monitoring_window: int = 86400
-    ) -> TestGateway:
+    ) -> GatewayUnderTest:
         path = database or tmp_path / f"chainpay-{len(opened)}.duckdb"
         clock = ShiftedClock()
         gateway = Gateway(settings_for(path, chains, monitoring_window), clock=clock)
         gateway.open()
         stores = list(gateway.stores.stores.values())
         store = stores[0] if stores else (await gateway.stores.create_store("test", TEST_XPUB))[0]
-        result = TestGateway(gateway, store, clock)
+        result = GatewayUnderTest(gateway, store, clock)
         opened.append(result)
         return result
 
     yield make
     for item in opened:
-        await item.gateway.close()
+        await item.close()
