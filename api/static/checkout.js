@@ -10,7 +10,8 @@
   var qrUrl = root.getAttribute("data-qr-url");
   var pollMs = Number(root.getAttribute("data-poll-seconds") || "2") * 1000;
   var redirectMs = Number(root.getAttribute("data-redirect-seconds") || "5") * 1000;
-  var CLOSED = { paid: true, paid_late: true, expired: true, underpaid: true };
+  var OPEN = { waiting: true, partial: true }; // money still due: show how to pay
+  var EXPIRED = { expired: true, underpaid: true };
   var FINAL = { paid: true, paid_late: true };
   var state = root.getAttribute("data-state");
   var dueEl = document.getElementById("amount-value");
@@ -98,14 +99,14 @@
       progress.max = s.confirmations.required;
       progress.value = s.confirmations.current;
     }
-    document.getElementById("pay").hidden = Boolean(CLOSED[state]);
+    document.getElementById("pay").hidden = !OPEN[state];
     Array.prototype.forEach.call(root.querySelectorAll("[data-when]"), function (el) {
-      el.hidden = (el.getAttribute("data-when") === "closed") !== Boolean(CLOSED[state]);
+      el.hidden = (el.getAttribute("data-when") === "open") !== Boolean(OPEN[state]);
     });
     setDeadline(s.expires_in);
     showCountdown();
 
-    if (lastDue !== null && lastDue !== s.amount_due && !CLOSED[state]) {
+    if (lastDue !== null && lastDue !== s.amount_due && OPEN[state]) {
       // Something arrived: ask only for what is still missing.
       var img = document.createElement("img");
       img.src = qrUrl + "?due=" + encodeURIComponent(s.amount_due);
@@ -144,7 +145,7 @@
           render(s);
           if (FINAL[s.state]) return; // paid is final
           // An expired invoice can still be paid late within the monitoring window.
-          poll(CLOSED[s.state] ? pollMs * 5 : pollMs);
+          poll(EXPIRED[s.state] ? pollMs * 5 : pollMs);
         })
         .catch(function () { poll(Math.min(delay * 2 || pollMs, 30000)); });
     }, delay);

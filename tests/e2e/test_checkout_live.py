@@ -133,6 +133,8 @@ async def test_real_payment_moves_page_to_detected_then_paid_then_redirects(
         detected = page.locator("[data-panel=detected]")
         await expect(detected).to_be_visible(timeout=15_000)
         await expect(detected).to_contain_text("Waiting for confirmations: 1 of 3")
+        await expect(page.locator("#pay")).to_be_hidden()  # nothing more to pay
+        await expect(page.locator("h1[data-when=closed]")).to_contain_text("12.5 USDT")
         await opened.screenshot("checkout-detected-phone")
     finally:
         dev.chain("evm_setIntervalMining", 1)
