@@ -109,7 +109,7 @@ class Dispatcher:
         clock: Clock,
         hook: Hook | None = None,
         retry_delay: RetryDelay = default_retry_delay,
-        poll_interval: float = 0.25,
+        poll_interval: float = 0.05,
     ) -> None:
         self.db = db
         self.webhooks = webhooks
