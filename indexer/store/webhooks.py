@@ -288,35 +288,38 @@ def record_attempts(
     updates: list[DeliveryUpdate],
     failing_since: dict[str, datetime | None],
 ) -> None:
-    """One batch of finished attempts: their rows, their deliveries, their endpoints' health."""
+    """One batch of finished attempts: their rows, their deliveries, their endpoints' health.
+
+    One list parameter per column (`unnest`), not one parameter per value: DuckDB binds
+    parameters slowly, and a batch holds up to a thousand attempts.
+    """
     if attempts:
-        params: list[Any] = []
-        for a in attempts:
-            params += [
-                a.id, a.delivery_id, a.event_id, a.endpoint_id, a.attempted_at, a.status_code,
-                a.latency_ms, a.error, a.response_excerpt,
-            ]  # fmt: skip
+        columns = list(zip(*[
+            (a.id, a.delivery_id, a.event_id, a.endpoint_id, a.attempted_at, a.status_code,
+             a.latency_ms, a.error, a.response_excerpt)
+            for a in attempts
+        ], strict=True))  # fmt: skip
         conn.execute(
-            "INSERT INTO delivery_attempts VALUES "
-            + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(attempts)),
-            params,
+            "INSERT INTO delivery_attempts SELECT unnest(?), unnest(?), unnest(?), unnest(?), "
+            "unnest(?::TIMESTAMPTZ[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), "
+            "unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+            [list(c) for c in columns],
         )
     if updates:
-        params = []
-        for u in updates:
-            params += [
-                u.id, u.status, u.attempts, u.next_attempt_at, u.last_attempt_at, u.delivered_at,
-            ]  # fmt: skip
+        columns = list(zip(*[
+            (u.id, u.status, u.attempts, u.next_attempt_at, u.last_attempt_at, u.delivered_at)
+            for u in updates
+        ], strict=True))  # fmt: skip
         # A delivery cancelled meanwhile (its endpoint was deleted) stays cancelled.
         conn.execute(
             "UPDATE deliveries SET status = v.status, attempts = v.attempts, "
             "next_attempt_at = v.next_at, last_attempt_at = v.last_at, "
             "delivered_at = v.delivered_at "
-            "FROM (VALUES "
-            + ",".join(["(?, ?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ)"] * len(updates))
-            + ") v(id, status, attempts, next_at, last_at, delivered_at) "
+            "FROM (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::VARCHAR[]) AS status, "
+            "unnest(?::INTEGER[]) AS attempts, unnest(?::TIMESTAMPTZ[]) AS next_at, "
+            "unnest(?::TIMESTAMPTZ[]) AS last_at, unnest(?::TIMESTAMPTZ[]) AS delivered_at) v "
             "WHERE deliveries.id = v.id AND deliveries.status = 'pending'",
-            params,
+            [list(c) for c in columns],
         )
     for endpoint_id, since in failing_since.items():
         conn.execute(
