@@ -115,7 +115,7 @@ class Receivers:
 
     async def arrivals(self) -> list[tuple[str, int, float]]:
         async with self.session.get(self.control + "/arrivals") as response:
-            return [tuple(a) for a in await response.json()]  # type: ignore[misc]
+            return [(a[0], a[1], a[2]) for a in await response.json()]
 
     async def reset(self) -> None:
         async with self.session.post(self.control + "/reset"):

@@ -61,7 +61,7 @@ async def redeliver(request: web.Request) -> web.Response:
 
 # --- OpenAPI -------------------------------------------------------------------------------
 def _event_paths() -> dict[str, Any]:
-    secured = [{"apiKey": []}]
+    secured: list[dict[str, list[str]]] = [{"apiKey": []}]
     one = [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     pages = page_parameters()
     event = {

@@ -27,7 +27,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
 @routes.get("/v1/webhook-endpoints")
 async def list_endpoints(request: web.Request) -> web.Response:
     store = authenticated_store(request)
-    items, has_more = request.app[GATEWAY].webhooks.list(
+    items, has_more = request.app[GATEWAY].webhooks.list_endpoints(
         store.id, query_limit(request), query_text(request, "starting_after")
     )
     return web.json_response({"object": "list", "data": items, "has_more": has_more})
@@ -206,7 +206,7 @@ EXTRA_SCHEMAS.update(
 
 
 def _endpoint_paths() -> dict[str, Any]:
-    secured = [{"apiKey": []}]
+    secured: list[dict[str, list[str]]] = [{"apiKey": []}]
     one = [_path_param("endpoint_id")]
     return {
         "/v1/webhook-endpoints": {

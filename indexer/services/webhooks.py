@@ -367,7 +367,7 @@ class WebhookService:
     def get(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
         return endpoint_view(self.owned(store_id, endpoint_id))
 
-    def list(
+    def list_endpoints(
         self, store_id: str, limit: int, starting_after: str | None
     ) -> tuple[list[dict[str, Any]], bool]:
         mine = sorted(
