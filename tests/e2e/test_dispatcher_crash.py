@@ -80,3 +80,16 @@ async def test_dispatcher_killed_mid_delivery_resends_the_event_after_restart(
         assert delivery["attempts"][0]["status_code"] == 200
     finally:
         await asyncio.to_thread(stop, serve)
+
+
+def test_serve_with_an_unimportable_hook_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "chainpay.toml"
+    config.write_text(
+        f'database = "{tmp_path / "chainpay.duckdb"}"\n[hooks]\non_event = "nope.handlers:on_event"\n'
+    )
+
+    result = run("--config", str(config), "serve", "--port", str(free_port()), timeout=30)
+
+    assert result.returncode == 2
+    assert "hooks.on_event" in result.stderr
+    assert "nope" in result.stderr
