@@ -88,6 +88,10 @@ class Gateway:
         self.db.read_sync(self.invoices.load)
         self.webhooks = WebhookService(self.db, self.settings, self.clock)
         self.db.read_sync(self.webhooks.load)
+        # Any commit but the dispatcher's own may carry new events: wake it now, not at a poll.
+        self.db.commit_listeners.append(
+            lambda kinds: self.webhooks.notify() if kinds - {"webhooks"} else None
+        )
         self.network_status = {name: NetworkStatus(name) for name in self.settings.networks}
         metrics.BUILD.info({"version": _version()})
 

@@ -185,6 +185,9 @@ class Database:
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
         self._closed = False
+        # Called on the event loop after a transaction with at least one successful job commits
+        # (e.g. the webhook dispatcher's wake-up), with the kinds of the jobs it held.
+        self.commit_listeners: list[Callable[[set[str]], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def migrate(self) -> list[Migration]:
@@ -266,6 +269,7 @@ class Database:
             while self._pending:
                 jobs, self._pending = self._pending, []
                 outcomes = await loop.run_in_executor(self._writer, self._commit_batch, jobs)
+                committed = {job.kind for job, (ok, _) in zip(jobs, outcomes, strict=True) if ok}
                 for job, (ok, value) in zip(jobs, outcomes, strict=True):
                     if job.future.done():
                         continue
@@ -273,6 +277,9 @@ class Database:
                         job.future.set_result(value)
                     else:
                         job.future.set_exception(value)
+                if committed:
+                    for listener in self.commit_listeners:
+                        listener(committed)
         finally:
             self._flushing = False
             if self._pending:  # arrived between the last swap and the flag reset
