@@ -33,6 +33,8 @@ def redact(text: str) -> str:
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if "cpk_" not in message and "whsec_" not in message and "Bearer" not in message:
+            return True  # the common case: skip the regex on every access-log line
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

@@ -128,8 +128,7 @@ class InvoiceService:
     ) -> Reply:
         network = self.settings.networks[cmd.network]
         now = self.clock.now()
-        index = self.stores.allocate_index(store.id)
-        address = store.xpub.address(index)
+        index, address = self.stores.allocate_address(store)
         expires_at = now + timedelta(seconds=cmd.expires_in)
         invoice = Invoice(
             id=new_id("inv"),

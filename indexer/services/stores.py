@@ -7,6 +7,7 @@ in constant time, so no request needs a database read to authenticate.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -21,6 +22,8 @@ from indexer.store.database import Connection, Database
 from indexer.wallet import ExtendedPublicKey, parse_xpub
 
 KEY_PREFIX = "cpk_"
+POOL_SIZE = 256
+POOL_LOW = 64
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class StoreService:
         self._keys: dict[str, tuple[str, str]] = {}  # key hash -> (key id, store id)
         self._key_ids: dict[str, str] = {}  # key id -> key hash
         self._next_index: dict[str, int] = {}
+        self._pools: dict[str, dict[int, str]] = {}  # store id -> {index: address} derived ahead
+        self._refilling: set[str] = set()
 
     def load(self, conn: Connection) -> None:
         """Rebuild the in-memory indexes from DuckDB (at start-up)."""
@@ -81,6 +86,39 @@ class StoreService:
         index = self._next_index.get(store_id, 0)
         self._next_index[store_id] = index + 1
         return index
+
+    def allocate_address(self, store: Store) -> tuple[int, str]:
+        """The next HD index and its address, from the pre-derived pool when it has it.
+
+        Derivation costs ~100-400 us of CPU; a worker thread derives ahead (coincurve and the
+        keccak code release the GIL), so requests usually only pop a ready address.
+        """
+        index = self.allocate_index(store.id)
+        pool = self._pools.setdefault(store.id, {})
+        address = pool.pop(index, None) or store.xpub.address(index)
+        if len(pool) < POOL_LOW and store.id not in self._refilling:
+            self._refill(store, self._next_index[store.id] + len(pool))
+        return index, address
+
+    def _refill(self, store: Store, start: int) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # CLI use: no loop, no pool
+        pool = self._pools[store.id]
+        self._refilling.add(store.id)
+
+        def derive() -> None:
+            for index in range(start, start + POOL_SIZE):
+                pool[index] = store.xpub.address(index)  # dict writes are atomic under the GIL
+
+        def done(_: object) -> None:
+            self._refilling.discard(store.id)
+            floor = self._next_index[store.id]  # requests may have overtaken the thread
+            for stale in [i for i in pool if i < floor]:
+                del pool[stale]
+
+        loop.run_in_executor(None, derive).add_done_callback(done)
 
     # -- commands (also run from the CLI through Database.write_sync) -----------------------
     def prepare_store(

@@ -222,3 +222,24 @@ async def test_restart_rebuilds_keys_indexes_and_idempotency(
         assert before["address"] in second.matcher and fresh["address"] in second.matcher
     finally:
         await second.close()
+
+
+async def test_pre_derived_addresses_match_derivation_across_pool_refills(
+    gateway: Gateway, merchant: Merchant
+) -> None:
+    from indexer.services.invoices import parse_new_invoice
+
+    store = gateway.stores.stores[merchant.store_id]
+    command = parse_new_invoice(USDT_ORDER, gateway.settings)
+    replies = []
+    for _ in range(10):  # bursts of 64 overtake the refill thread now and then
+        replies += await asyncio.gather(
+            *(gateway.invoices.create(store, command, None, "h") for _ in range(64))
+        )
+    key = parse_xpub(TEST_XPUB)
+    rows = gateway.db.read_sync(
+        lambda c: c.execute("SELECT address_index, address FROM invoices").fetchall()
+    )
+    assert len(rows) == 640
+    assert all(address == key.address(index) for index, address in rows)
+    assert {index for index, _ in rows} == set(range(640))
