@@ -63,7 +63,10 @@ def write_backup(conn: Connection, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     row = conn.execute("SELECT current_database()").fetchone()
     source = str(row[0]) if row else "main"
-    conn.execute(f"ATTACH {_sql_text(str(partial))} AS {alias} (READ_WRITE)")
+    try:
+        conn.execute(f"ATTACH {_sql_text(str(partial))} AS {alias} (READ_WRITE)")
+    except duckdb.Error as exc:
+        raise BackupError(f"cannot create the backup file {out}: {exc}") from None
     try:
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -74,10 +77,12 @@ def write_backup(conn: Connection, out: Path) -> dict[str, Any]:
             raise
         # Fold the WAL into the file: the backup must be one self-contained file.
         conn.execute(f"CHECKPOINT {alias}")
-    except BaseException:
+    except BaseException as exc:
         conn.execute(f"DETACH {alias}")
         for leftover in (partial, _wal(partial)):
             leftover.unlink(missing_ok=True)
+        if isinstance(exc, duckdb.Error):  # disk full, permissions: say so, not a 500
+            raise BackupError(f"cannot write the backup to {out}: {exc}") from None
         raise
     conn.execute(f"DETACH {alias}")
     copy_seconds = time.perf_counter() - started

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from indexer.store.database import Connection, StoreError, applied_versions
 
 ANALYST_TABLES = (
@@ -120,8 +122,10 @@ def write_snapshot(conn: Connection, out: Path) -> dict[str, Any]:
     with _ONE_AT_A_TIME:
         try:
             summary = _copy_all(conn, partial)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(partial, ignore_errors=True)
+            if isinstance(exc, duckdb.Error):  # disk full, permissions: say so, not a 500
+                raise ExportError(f"cannot write the export to {out}: {exc}") from None
             raise
     (partial / "snapshot.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if out.exists():

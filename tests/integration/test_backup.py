@@ -196,3 +196,12 @@ async def test_periodic_export_keeps_two_snapshots_and_points_latest_at_the_newe
 def test_bad_analytics_settings_name_the_key(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(write_config(tmp_path, f"\n[analytics]\n{table}\n"), env={})
+
+
+def test_backup_into_a_missing_directory_fails_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert chainpay(config, "migrate")[0] == 0
+
+    code, _, err = chainpay(config, "backup", str(tmp_path / "no" / "such" / "dir.duckdb"))
+
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "cannot create" in err
