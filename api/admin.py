@@ -84,6 +84,8 @@ async def call(
 ) -> tuple[int, dict[str, Any]]:
     """Send one admin command to the running gateway; raises OSError when nobody listens."""
     connector = aiohttp.UnixConnector(path=str(socket_path(database)))
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # An export or backup of a large store can take many minutes; the server keeps going anyway.
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         async with session.post(f"http://chainpay{path}", json=payload or {}) as response:
             return response.status, json.loads(await response.text())
