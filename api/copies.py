@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.store.backup import backup_file, restore_file
+from indexer.store.backup import RESTORE_ADDRESS_GAP, backup_file, restore_file
 from indexer.store.database import DatabaseLocked, open_connection
 from indexer.store.export import write_snapshot
 
@@ -45,6 +45,13 @@ def add_parsers(sub: Any) -> None:
         "restore", help="replace the database by a backup (the gateway must be stopped)"
     )
     restore.add_argument("backup_file", metavar="BACKUP_FILE")
+    restore.add_argument(
+        "--skip-addresses",
+        type=int,
+        default=RESTORE_ADDRESS_GAP,
+        metavar="N",
+        help="start new invoices N HD indexes past the backup's highest (default %(default)s)",
+    )
     restore.add_argument(
         "--force", action="store_true", help="replace an existing database (kept as <file>.bak)"
     )
@@ -104,8 +111,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{settings.database} exists: pass --force to replace it (it is kept as .bak)"
         )
-    result = restore_file(Path(args.backup_file), settings.database, force=args.force)
+    if args.skip_addresses < 0:
+        raise UsageError("--skip-addresses must be zero or more")
+    result = restore_file(
+        Path(args.backup_file),
+        settings.database,
+        force=args.force,
+        address_gap=args.skip_addresses,
+    )
     print(f"Restored {settings.database} from {args.backup_file}")
+    print(
+        f"  new invoices start {args.skip_addresses} addresses past the backup's last one, so "
+        "no address handed out after the backup is reused"
+    )
     if result["previous"]:
         print(f"  the replaced database is kept as {result['previous']}")
     if result["pending_migrations"]:

@@ -139,8 +139,17 @@ def inspect_backup(path: Path) -> BackupInfo:
     return BackupInfo(max(versions), pending, tables)
 
 
-def restore_file(backup: Path, database: Path, force: bool = False) -> dict[str, Any]:
-    """Replace `database` by a copy of `backup`; the old file is kept as `<database>.bak`."""
+RESTORE_ADDRESS_GAP = 1000
+
+
+def restore_file(
+    backup: Path, database: Path, force: bool = False, address_gap: int = RESTORE_ADDRESS_GAP
+) -> dict[str, Any]:
+    """Replace `database` by a copy of `backup`; the old file is kept as `<database>.bak`.
+
+    Invoices created after the backup are lost, but their addresses may be in customers' hands:
+    every store's next HD index is pushed `address_gap` past the backup's highest one.
+    """
     info = inspect_backup(backup)
     previous = database.with_name(database.name + ".bak")
     incoming = database.with_name(database.name + ".restoring")
@@ -160,6 +169,7 @@ def restore_file(backup: Path, database: Path, force: bool = False) -> dict[str,
             holder.close()
     try:
         shutil.copyfile(backup, incoming)
+        _set_address_floors(incoming, address_gap)
         for old, kept in ((database, previous), (_wal(database), _wal(previous))):
             if old.exists():
                 os.replace(old, kept)
@@ -175,6 +185,27 @@ def restore_file(backup: Path, database: Path, force: bool = False) -> dict[str,
         "pending_migrations": info.pending,
         "tables": info.tables,
     }
+
+
+def _set_address_floors(path: Path, gap: int) -> None:
+    conn = open_connection(path)
+    try:
+        conn.execute(resources_sql("004_address_floors.sql"))
+        conn.execute(
+            "INSERT OR REPLACE INTO address_index_floors "
+            "SELECT s.id, coalesce(max(i.address_index) + 1, 0) + ?, 'restore', now() "
+            "FROM stores s LEFT JOIN invoices i ON i.store_id = s.id GROUP BY s.id",
+            [gap],
+        )
+        conn.execute("CHECKPOINT")
+    finally:
+        conn.close()
+
+
+def resources_sql(name: str) -> str:
+    from importlib import resources
+
+    return resources.files("indexer.store.migrations").joinpath(name).read_text(encoding="utf-8")
 
 
 def _wal(path: Path) -> Path:

@@ -245,10 +245,12 @@ def due_for_expiry(conn: Connection, now: datetime) -> list[Invoice]:
 
 
 def next_address_indexes(conn: Connection) -> dict[str, int]:
-    """Per store, the next unused HD index (one past the highest issued)."""
+    """Per store, the next unused HD index: past the highest issued and past any floor."""
     rows = conn.execute(
-        "SELECT s.id, coalesce(max(i.address_index) + 1, 0) FROM stores s "
-        "LEFT JOIN invoices i ON i.store_id = s.id GROUP BY s.id"
+        "SELECT s.id, greatest(coalesce(max(i.address_index) + 1, 0), "
+        "coalesce(max(f.floor), 0)) FROM stores s "
+        "LEFT JOIN invoices i ON i.store_id = s.id "
+        "LEFT JOIN address_index_floors f ON f.store_id = s.id GROUP BY s.id"
     ).fetchall()
     return {store_id: int(n) for store_id, n in rows}
 
