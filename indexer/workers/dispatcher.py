@@ -447,11 +447,18 @@ class Dispatcher:
             else:
                 self._jobs.pop(job.delivery_id, None)
                 outcome = update.status
-                if update.status == "failed":
-                    log.warning(
-                        "delivery %s of event %s to %s failed after %d attempts",
-                        job.delivery_id, job.event_id, job.endpoint_id, update.attempts,
-                    )  # fmt: skip
+            ids = {"event_id": job.event_id, "endpoint_id": job.endpoint_id, "status": outcome}
+            if outcome == "failed":
+                log.warning(
+                    "delivery %s of event %s to %s failed after %d attempts",
+                    job.delivery_id, job.event_id, job.endpoint_id, update.attempts, extra=ids,
+                )  # fmt: skip
+            else:
+                log.info(
+                    "delivery %s of event %s to %s: %s (attempt %d)",
+                    job.delivery_id, job.event_id, job.endpoint_id, outcome, update.attempts,
+                    extra=ids,
+                )  # fmt: skip
             if webhook:
                 metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
         for endpoint_id, since in plan.failing_since.items():
