@@ -24,6 +24,7 @@ from indexer.chain.decode import (
     decode_transfer_log,
 )
 from indexer.chain.errors import RpcError
+from indexer.chain.parity import parity_internal_transfers
 from indexer.chain.reader import ChainReader
 from indexer.domain.network import Network
 from indexer.domain.transfer import Transfer
@@ -34,6 +35,7 @@ INTERNAL_LOG_INDEX = 1_000_000  # + trace position; the payments table reserves 
 NATIVE_LOG_INDEX = -1  # a transaction's own value
 BALANCE_LOG_INDEX = -2  # an unexplained balance increase (nodes without traces)
 _TRACE_CONCURRENCY = 16
+_FALLBACK = {"trace_block": "debug_traceBlockByNumber", "debug_traceBlockByNumber": "balance"}
 
 Screen = Callable[[Iterable[str]], set[str]]
 OpenNativeAddresses = Callable[[], Awaitable[list[str]]]
@@ -70,7 +72,7 @@ class BlockFetcher:
         self.network = network
         self.screen = screen
         self.open_native_addresses = open_native_addresses
-        self.traces: bool | None = None  # None until the node says whether it traces
+        self.tracer = "trace_block"  # then debug_traceBlockByNumber, then balance
         self._contracts = [t.contract.lower() for t in network.tokens if t.contract]
 
     async def fetch(self, first: int, last: int) -> list[FetchedBlock]:
@@ -141,28 +143,31 @@ class BlockFetcher:
         busy = [b for b in blocks if b.transactions]
         if not busy:
             return []
-        if self.traces is not False:
-            traced = await self._traced(busy)
+        while self.tracer != "balance":
+            traced = await self._traced(busy, self.tracer)
             if traced is not None:
                 return traced
+            self.tracer = _FALLBACK[self.tracer]
+            log.warning(
+                "node for %s does not answer this tracer; internal native transfers now come "
+                "from %s", self.network.name, self.tracer,
+            )  # fmt: skip
         return await self._reconciled(busy, native)
 
-    async def _traced(self, blocks: Sequence[Block]) -> list[Transfer] | None:
+    async def _traced(self, blocks: Sequence[Block], tracer: str) -> list[Transfer] | None:
+        client = self.reader.client
+
+        async def one(number: int) -> list[InternalTransfer] | None:
+            if tracer == "trace_block":
+                return await parity_internal_transfers(client, number)
+            return await self.reader.internal_transfers(number)
+
         results: list[list[InternalTransfer] | None] = []
         for start in range(0, len(blocks), _TRACE_CONCURRENCY):
             chunk = blocks[start : start + _TRACE_CONCURRENCY]
-            results += await asyncio.gather(
-                *(self.reader.internal_transfers(b.number) for b in chunk)
-            )
+            results += await asyncio.gather(*(one(b.number) for b in chunk))
         if any(r is None for r in results):
-            log.warning(
-                "node for %s does not trace blocks: internal native transfers are found by "
-                "balance reconciliation of open invoices instead",
-                self.network.name,
-            )
-            self.traces = False
             return None
-        self.traces = True
         moves = [move for r in results if r for move in r]
         hits = self.screen(m.to_address for m in moves)
         by_number = {b.number: b for b in blocks}

@@ -28,7 +28,6 @@ from indexer.domain.records import Invoice, Payment
 from indexer.domain.transfer import Transfer
 from indexer.services.evaluation import Reevaluation, reevaluate
 from indexer.store import chain as queries
-from indexer.store import invoices as invoice_queries
 from indexer.store.chain import Cursor, StoredBlock
 from indexer.store.database import Connection, Database
 
@@ -223,7 +222,7 @@ def _payments(
     candidates = [t for t in transfers if t.amount > 0]
     if not candidates:
         return []
-    invoices = invoice_queries.invoices_by_address(conn, [t.to_address for t in candidates])
+    invoices = queries.invoices_at(conn, sorted({t.to_address for t in candidates}))
     payments = []
     for t in candidates:
         invoice = invoices.get(t.to_address)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from indexer.domain.records import Payment
+from indexer.domain.records import Invoice, Payment
 from indexer.domain.transfer import Transfer
+from indexer.store import invoices as invoice_queries
 from indexer.store.database import Connection
 
 BLOCKS_KEPT = 256  # recent canonical blocks per network; a reorg deeper than this is unrecoverable
@@ -194,6 +195,27 @@ def orphan_above(conn: Connection, network: str, ancestor: int, now: datetime) -
     )
     conn.execute("DELETE FROM blocks WHERE network = ? AND number > ?", [network, ancestor])
     return [row[0] for row in rows]
+
+
+def invoices_at(conn: Connection, addresses: Sequence[str]) -> dict[str, Invoice]:
+    """Invoices keyed by lowercase address, found through the address index.
+
+    `invoices.address` is stored EIP-55, so each lowercase address is also asked for in its
+    checksummed form: comparing `lower(address)` would scan every invoice (~70 ms at 1M).
+    """
+    if not addresses:
+        return {}
+    from eth_utils import to_checksum_address  # heavy import, needed only once hits exist
+
+    forms = [form for a in addresses for form in (a.lower(), str(to_checksum_address(a)))]
+    ids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM invoices WHERE address IN (SELECT unnest(?))", [forms]
+        ).fetchall()
+    ]
+    found = invoice_queries.get_invoices(conn, ids).values()
+    return {invoice.address.lower(): invoice for invoice in found}
 
 
 # -- balance reconciliation (nodes without traces) ---------------------------------------------

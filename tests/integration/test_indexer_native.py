@@ -47,37 +47,62 @@ async def test_eth_through_a_contract_call_is_found_in_traces(
     receipt = chain.anvil.forward(chain.forwarder, chain.payer, invoice.address.lower(), ETHER)
     chain.anvil.mine(2)
 
-    # then the internal transfer is credited, keyed above 1,000,000
+    # then the internal transfer is credited, keyed 1,000,000 + its call frame's position
     paid = await gw.wait_status(invoice.id, "paid")
     assert paid.amount_received == ETHER
     [payment] = await gw.payments(invoice.id)
     assert payment.tx_hash == receipt["transactionHash"].lower()
-    assert payment.log_index >= 1_000_000
+    assert payment.log_index == 1_000_001
     rows = await gw.query(
         "SELECT kind, from_address FROM transfers WHERE tx_hash = ?", [payment.tx_hash]
     )
     assert rows == [("internal", chain.forwarder)]
 
 
-class NoTracesProxy(RpcProxy):
-    """A node without the debug API: refuses `debug_traceBlockByNumber` as geth does."""
+class RefusingProxy(RpcProxy):
+    """A node without some tracing methods, refused as geth refuses a disabled API."""
+
+    def __init__(self, upstream: str, refused: set[str]) -> None:
+        super().__init__(upstream)
+        self.refused = refused
 
     def _fault(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        if request.get("method") == "debug_traceBlockByNumber":
-            self.requests.append(("debug_traceBlockByNumber", list(request.get("params") or [])))
-            error = {
-                "code": -32601,
-                "message": "the method debug_traceBlockByNumber does not exist",
-            }
+        method = str(request.get("method"))
+        if method in self.refused:
+            self.requests.append((method, list(request.get("params") or [])))
+            error = {"code": -32601, "message": f"the method {method} does not exist"}
             return {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
         return super()._fault(request)
+
+
+async def test_without_trace_block_the_debug_tracer_finds_the_same_payment(
+    chain: Chain, gateway_factory: GatewayFactory
+) -> None:
+    # given a geth-like node: debug_traceBlockByNumber but no trace_block
+    async with RefusingProxy(chain.anvil.http_url, {"trace_block"}) as proxy:
+        chain.rpc_url = proxy.url
+        gw = await gateway_factory([chain])
+        gw.start_tails()
+        invoice = await gw.create_invoice("ethereum", "ETH", ETHER)
+
+        # when 1 ETH arrives through the Forwarder
+        chain.anvil.forward(chain.forwarder, chain.payer, invoice.address.lower(), ETHER)
+        chain.anvil.mine(2)
+
+        # then the callTracer path credits it under the same key trace_block would give
+        await gw.wait_status(invoice.id, "paid")
+        [payment] = await gw.payments(invoice.id)
+        assert payment.log_index == 1_000_001
+        assert proxy.methods("debug_traceBlockByNumber")
 
 
 async def test_without_traces_eth_through_a_contract_is_found_by_balance(
     chain: Chain, gateway_factory: GatewayFactory
 ) -> None:
     # given a node that cannot trace, and an invoice for 1 ETH
-    async with NoTracesProxy(chain.anvil.http_url) as proxy:
+    async with RefusingProxy(
+        chain.anvil.http_url, {"trace_block", "debug_traceBlockByNumber"}
+    ) as proxy:
         chain.rpc_url = proxy.url
         gw = await gateway_factory([chain])
         gw.start_tails()
