@@ -120,7 +120,11 @@ class BlockService:
         if fetched[0].block.parent_hash != self.cursor.hash:
             raise ReorgDetected(f"block {first} does not extend {self.cursor.hash}")
         finalized = await self.reader.finalized_number() if self.network.finality else None
-        job = _RangeJob(self.network, self.settings, fetched, finalized, self._now())
+        # Screened here, not in the job: the job must stay pure database work.
+        hits = self.fetcher.screen(
+            t.to_address for item in fetched for t in item.transfers if t.amount > 0
+        )
+        job = _RangeJob(self.network, self.settings, fetched, hits, finalized, self._now())
         outcomes = await self.db.write(job.apply, kind="block")
         elapsed = (time.perf_counter() - started) / len(fetched)
         tip = fetched[-1].block
@@ -216,10 +220,9 @@ class BlockService:
 
 
 def _payments(
-    conn: Connection, network: Network, transfers: tuple[Transfer, ...], head: int, now: datetime
+    conn: Connection, network: Network, candidates: list[Transfer], head: int, now: datetime
 ) -> list[Payment]:
     """Payments for transfers to issued addresses of this network's invoices."""
-    candidates = [t for t in transfers if t.amount > 0]
     if not candidates:
         return []
     invoices = queries.invoices_at(conn, sorted({t.to_address for t in candidates}))
@@ -269,12 +272,14 @@ class _RangeJob:
         network: Network,
         settings: Settings,
         fetched: list[FetchedBlock],
+        hits: set[str],
         finalized: int | None,
         now: datetime,
     ) -> None:
         self.network = network
         self.settings = settings
         self.fetched = fetched
+        self.hits = hits  # recipients that are issued addresses
         self.finalized = finalized
         self.now = now
 
@@ -285,9 +290,13 @@ class _RangeJob:
             raise CursorMoved(f"cursor is {cursor}, block {first.number} needs its parent")
         if cursor.hash != first.parent_hash:
             raise ReorgDetected(f"block {first.number} does not extend {cursor.hash}")
-        for item in self.fetched:
-            if item.transfers:
-                queries.replace_transfers(conn, name, item.block.hash, item.transfers)
+        busy = [item for item in self.fetched if item.transfers]
+        queries.replace_transfers(
+            conn,
+            name,
+            [(item.block.number, item.block.hash) for item in busy],
+            [transfer for item in busy for transfer in item.transfers],
+        )
         pending = {(p.tx_hash, p.log_index): p for p in queries.pending_payments(conn, name)}
         outcomes = [self._block(conn, item, pending) for item in self.fetched]
         if pending:
@@ -306,7 +315,8 @@ class _RangeJob:
         pending: dict[tuple[str, int], queries.PendingPayment],
     ) -> BlockOutcome:
         number, network = item.block.number, self.network
-        payments = _payments(conn, network, item.transfers, number, self.now)
+        paying = [t for t in item.transfers if t.to_address in self.hits and t.amount > 0]
+        payments = _payments(conn, network, paying, number, self.now)
         queries.upsert_payments(conn, payments)
         for p in payments:
             pending[(p.tx_hash, p.log_index)] = queries.PendingPayment(

@@ -94,27 +94,39 @@ def lowest_block(conn: Connection, network: str) -> int | None:
 
 
 # -- transfers --------------------------------------------------------------------------------
+_TRANSFER_COLUMNS = (
+    "network", "block_number", "block_hash", "block_time", "tx_hash", "log_index", "kind",
+    "asset", "token", "from_address", "to_address", "amount",
+)  # fmt: skip
+_INSERT_CHUNK = 10_000
+
+
 def replace_transfers(
-    conn: Connection, network: str, block_hash: str, transfers: Sequence[Transfer]
+    conn: Connection, network: str, blocks: Sequence[tuple[int, str]], transfers: Sequence[Transfer]
 ) -> None:
-    """Store a block's transfers; rows of an earlier visit of the same block are replaced."""
-    conn.execute(
-        "DELETE FROM transfers WHERE network = ? AND block_hash = ?", [network, block_hash]
-    )
-    if not transfers:
+    """Store the transfers of `blocks` ((number, hash) pairs, ascending).
+
+    Rows of an earlier visit of the same blocks (a branch that came back) are replaced. Rows go
+    in as one list per column: DuckDB binds a list far faster than the same values one by one
+    (~1.8 ms against ~11 ms for 100 transfers).
+    """
+    if not blocks:
         return
-    params: list[Any] = []
-    for t in transfers:
-        params += [
-            t.network, t.block_number, t.block_hash, t.block_time, t.tx_hash, t.log_index,
-            t.kind, t.asset, t.token, t.from_address, t.to_address, str(t.amount),
-        ]  # fmt: skip
     conn.execute(
-        "INSERT INTO transfers (network, block_number, block_hash, block_time, tx_hash, "
-        "log_index, kind, asset, token, from_address, to_address, amount) VALUES "
-        + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::BIGNUM)"] * len(transfers)),
-        params,
+        "DELETE FROM transfers WHERE network = ? AND block_number BETWEEN ? AND ? "
+        "AND block_hash IN (SELECT unnest(?))",
+        [network, blocks[0][0], blocks[-1][0], [block_hash for _, block_hash in blocks]],
     )
+    select = ", ".join(
+        "unnest(?)::BIGNUM" if column == "amount" else "unnest(?)" for column in _TRANSFER_COLUMNS
+    )
+    for start in range(0, len(transfers), _INSERT_CHUNK):
+        chunk = transfers[start : start + _INSERT_CHUNK]
+        columns = [[getattr(t, column) for t in chunk] for column in _TRANSFER_COLUMNS]
+        columns[-1] = [str(amount) for amount in columns[-1]]
+        conn.execute(
+            f"INSERT INTO transfers ({', '.join(_TRANSFER_COLUMNS)}) SELECT {select}", columns
+        )
 
 
 # -- payments ---------------------------------------------------------------------------------
