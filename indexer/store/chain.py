@@ -217,7 +217,7 @@ def invoices_at(conn: Connection, addresses: Sequence[str]) -> dict[str, Invoice
     """
     if not addresses:
         return {}
-    from eth_utils import to_checksum_address  # heavy import, needed only once hits exist
+    from eth_utils.address import to_checksum_address  # heavy: imported once hits exist
 
     forms = [form for a in addresses for form in (a.lower(), str(to_checksum_address(a)))]
     ids = [
