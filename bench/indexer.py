@@ -304,7 +304,7 @@ async def detection(gateway: Any, settings: Any, network: Any, spec: dict[str, A
     """Milliseconds from anvil announcing a payment's block to the invoice reading `pending`."""
     import aiohttp
 
-    from indexer.store import invoices as queries
+    from indexer.store import chain as chain_queries
     from indexer.workers.tail import TailWorker
 
     http = spec["http"]
@@ -332,7 +332,7 @@ async def detection(gateway: Any, settings: Any, network: Any, spec: dict[str, A
     latencies = []
     targets = [issued_address(DENSE_BLOCKS * HITS_PER_BLOCK + i) for i in range(LATENCY_PAYMENTS)]
     for address in targets:
-        invoice = await gateway.db.read(lambda c, a=address: queries.invoices_by_address(c, [a])[a])
+        invoice = await gateway.db.read(lambda c, a=address: chain_queries.invoices_at(c, [a])[a])
         [tx] = rpc_batch(http, transfer_calls(spec["token"], spec["sender"], [address]))
         try:
             await asyncio.wait_for(wait_pending(gateway, invoice.id), 15)

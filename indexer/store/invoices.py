@@ -172,17 +172,6 @@ def get_invoices(conn: Connection, invoice_ids: Sequence[str]) -> dict[str, Invo
     return {row[0]: _invoice(row) for row in rows}
 
 
-def invoices_by_address(conn: Connection, addresses: Sequence[str]) -> dict[str, Invoice]:
-    """Invoices keyed by lowercase address, for the matcher's exact confirmation."""
-    if not addresses:
-        return {}
-    rows = conn.execute(
-        f"SELECT {_INVOICE_COLUMNS} FROM invoices WHERE lower(address) IN (SELECT unnest(?))",
-        [[a.lower() for a in addresses]],
-    ).fetchall()
-    return {row[5].lower(): _invoice(row) for row in rows}
-
-
 def list_invoices(
     conn: Connection,
     store_id: str,
