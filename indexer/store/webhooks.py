@@ -175,7 +175,7 @@ def fan_out(conn: Connection, now: datetime, hook: bool, limit: int = 1000) -> F
         f"SELECT {_SQL_DELIVERY_ID}, e.id, w.id, e.store_id, 'pending', 0, ?, ? "
         "FROM events e JOIN webhook_endpoints w ON w.store_id = e.store_id "
         "WHERE e.seq > ? AND e.seq <= ? AND e.type <> ? "
-        "AND w.status = 'enabled' AND w.deleted_at IS NULL "
+        "AND w.status = 'enabled' AND w.deleted_at IS NULL AND e.created_at >= w.created_at "
         "AND (w.events IS NULL OR list_contains(w.events, e.type)) "
         "RETURNING id, event_id, endpoint_id, store_id, created_at",
         [now, now, cursor, last, PING],

@@ -119,6 +119,7 @@ class Dispatcher:
         self.retry_delay = retry_delay
         self.poll_interval = poll_interval
         self.fan_out_limit = 1000
+        self.gather_delay = 0.01
         self.record_batch = 1000
         self.cursor = 0
         self._jobs: dict[str, Job] = {}
@@ -262,6 +263,9 @@ class Dispatcher:
             try:
                 async with asyncio.timeout(self.poll_interval):
                     await self._outbox.wait()
+                # Woken by a commit: let the commits of concurrent requests land too, so one
+                # fan-out transaction serves many of them (DuckDB pays per transaction).
+                await asyncio.sleep(self.gather_delay)
             except TimeoutError:
                 pass
 
