@@ -11,7 +11,7 @@ from aiohttp import web
 from api import checkout, logs
 from api.bootstrap import Gateway
 from api.errors import Handler, error_middleware
-from api.keys import GATEWAY
+from api.keys import GATEWAY, LOG_NOTE
 from api.requests import MAX_BODY
 from api.routes import events, invoices, store, system, webhooks
 from indexer import metrics
@@ -42,13 +42,15 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         metrics.API_REQUESTS.labels(route, request.method, str(status)).inc()
         metrics.API_SECONDS.labels(route, request.method).observe(elapsed)
         if route != "/metrics":
+            note, fields = request.get(LOG_NOTE, ("", {}))
             log.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms%s",
                 request.method,
                 route,
                 status,
                 elapsed * 1000,
-                extra={"request_id": request_id, "status": status, "route": route},
+                f" {note}" if note else "",
+                extra={"request_id": request_id, "status": status, "route": route, **fields},
             )
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from api.auth import authenticated_store
 from api.errors import ApiError
-from api.keys import GATEWAY
+from api.keys import GATEWAY, LOG_NOTE
 from api.requests import parse_json, query_limit, query_text, read_body
 from indexer.domain.invoice import Status
 from indexer.services.invoices import parse_new_invoice, request_fingerprint
 
-log = logging.getLogger("chainpay.invoices")
 routes = web.RouteTableDef()
 _STATUSES = tuple(s.value for s in Status)
 
@@ -27,16 +24,18 @@ async def create_invoice(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters")
     body = await read_body(request)
     command = parse_new_invoice(parse_json(request, body), gateway.settings)
-    reply = await gateway.invoices.create(
-        store, command, key, request_fingerprint("POST", "/v1/invoices", body)
-    )
+    fingerprint = request_fingerprint("POST", "/v1/invoices", body) if key is not None else ""
+    reply = await gateway.invoices.create(store, command, key, fingerprint)
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    log.info(
-        "invoice %s %s",
-        reply.body["id"],
-        "replayed" if reply.replayed else "created",
-        extra={"invoice_id": reply.body["id"], "store_id": store.id, "network": command.network},
+    invoice_id = reply.body["id"]
+    request[LOG_NOTE] = (
+        f"invoice {invoice_id} {'replayed' if reply.replayed else 'created'}",
+        {"invoice_id": invoice_id, "store_id": store.id, "network": command.network},
     )
+    if reply.text is not None:
+        return web.Response(
+            text=reply.text, status=reply.status, headers=headers, content_type="application/json"
+        )
     return web.json_response(reply.body, status=reply.status, headers=headers)
 
 

@@ -25,7 +25,7 @@ from indexer.domain.invoice import EventType, Status
 from indexer.domain.money import parse_amount
 from indexer.domain.records import Invoice
 from indexer.domain.view import invoice_view
-from indexer.services.events import invoice_event
+from indexer.services.events import invoice_event_from_view
 from indexer.services.stores import Store, StoreService
 from indexer.store import events as event_queries
 from indexer.store import idempotency
@@ -59,6 +59,7 @@ class Reply:
     status: int
     body: dict[str, Any]
     replayed: bool = False
+    text: str | None = None  # the body already serialised, when the service had to anyway
 
 
 class InvoiceService:
@@ -121,7 +122,9 @@ class InvoiceService:
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used with a different request body",
             )
-        return Reply(stored.status, json.loads(stored.response), replayed=True)
+        return Reply(
+            stored.status, json.loads(stored.response), replayed=True, text=stored.response
+        )
 
     async def _create(
         self, store: Store, cmd: NewInvoice, idempotency_key: str | None, request_hash: str
@@ -152,14 +155,13 @@ class InvoiceService:
             updated_at=now,
             paid_at=None,
         )
-        event = invoice_event(
-            EventType.INVOICE_CREATED.value, invoice, [], network, self.settings.public_url, now
-        )
         body = invoice_view(invoice, [], network, self.settings.public_url)
+        text = json.dumps(body, separators=(",", ":"))  # serialised once: response, event, replay
+        event = invoice_event_from_view(EventType.INVOICE_CREATED.value, invoice, text, now)
         remembered = None
         if idempotency_key is not None:
             remembered = idempotency.IdempotentResponse(
-                store.id, idempotency_key, request_hash, 201, json.dumps(body), now
+                store.id, idempotency_key, request_hash, 201, text, now
             )
 
         rows = [queries.invoice_append(invoice), event_queries.event_append(event)]
@@ -170,7 +172,7 @@ class InvoiceService:
         if remembered is not None:
             self._idempotent[(store.id, remembered.key)] = remembered
         metrics.INVOICES_CREATED.labels(cmd.network, cmd.asset).inc()
-        return Reply(201, body)
+        return Reply(201, body, text=text)
 
     async def prune_idempotency(self) -> int:
         cutoff = self.clock.now() - IDEMPOTENCY_TTL
