@@ -122,14 +122,19 @@ class Gateway:
         if self.on_failure is not None:
             self.on_failure()
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 15.0) -> None:
+        """Stop the workers (bounded: a stuck one is reported, never waited on forever)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, ConfigError):
-                pass
+        if self._tasks:
+            done, stuck = await asyncio.wait(self._tasks, timeout=grace)
+            for task in done:
+                if not task.cancelled() and not isinstance(task.exception(), ConfigError):
+                    if task.exception() is not None:
+                        log.error("worker ended with %r", task.exception())
+            for task in stuck:
+                where = _await_chain(task.get_coro())
+                log.error("worker did not stop within %.0f s; leaving it at:%s", grace, where)
         self._tasks.clear()
         await self.db.close()
 
@@ -170,6 +175,17 @@ async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def _await_chain(coro: Any) -> str:
+    """Where a coroutine is suspended, innermost last (for a worker that will not stop)."""
+    lines = []
+    while coro is not None and len(lines) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            lines.append(f"\n  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    return "".join(lines)
 
 
 def _version() -> str:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 Request = tuple[str, Sequence[Any]]
 
 _MAX_WS_MESSAGE = 256 * 1024 * 1024  # a full block or a block trace can exceed aiohttp's 4 MB
+_CLOSE_TIMEOUT = 2.0  # seconds to wait for a node to answer a websocket close
 _BATCH_REFUSED_STATUSES = frozenset({400, 413, 501})
 
 
@@ -122,9 +123,15 @@ class _WsChannel:
                     waiter.set_exception(RpcConnectionError("websocket to node closed"))
 
     async def close(self) -> None:
+        # Bounded: a node that never answers the close frame must not hang a shutdown.
         if self._ws is not None:
-            await self._ws.close()
+            try:
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await self._ws.close()
+            except TimeoutError:
+                pass
         if self._reader is not None:
+            self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
 
 
@@ -331,7 +338,11 @@ class JsonRpcClient:
         finally:
             connected.set(0)
             if ws is not None:
-                await ws.close()
+                try:  # bounded: a node that never answers the close frame must not stall a stop
+                    async with asyncio.timeout(_CLOSE_TIMEOUT):
+                        await ws.close()
+                except TimeoutError:
+                    pass
 
     async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         request = self._request("eth_subscribe", ["newHeads"])

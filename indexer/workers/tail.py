@@ -108,7 +108,10 @@ class TailWorker:
                 await self._catch_up(service, head)
                 self.status.connected, self.status.error = True, None
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    # not wait_for: on 3.11 it can swallow a cancel that races the wake-up,
+                    # and the tail would then never stop
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
                 self._wake.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -80,9 +81,11 @@ async def test_reorg_re_including_payment_in_another_block_keeps_one_payment(
 
     # when a new branch mines an empty block first and the same transaction one block later
     chain.anvil.revert(snapshot)
+    # anvil may put the reverted transaction back in its pool; drop it so the block is empty
+    chain.anvil.rpc("anvil_dropAllTransactions")
     chain.anvil.mine(1)
     chain.anvil.rpc("eth_sendRawTransaction", raw)
-    new_block = chain.anvil.head()
+    new_block = await mined_in(chain, tx_hash)  # automine may answer before the block exists
     assert new_block == old_block + 1
     chain.anvil.mine(2)
 
@@ -124,3 +127,12 @@ async def test_reorg_deeper_than_confirmations_flags_a_paid_invoice(
     assert flagged.reorg_flagged
     assert "invoice.reorg_flagged" in await gw.events(invoice.id)
     assert any(invoice.id in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+async def mined_in(chain: Chain, tx_hash: str, within: float = 10.0) -> int:
+    """The block number of a transaction's receipt, once anvil has mined it."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (receipt := chain.anvil.rpc("eth_getTransactionReceipt", tx_hash)) is None:
+        assert asyncio.get_running_loop().time() < deadline, f"{tx_hash} was not mined"
+        await asyncio.sleep(0.05)
+    return int(receipt["blockNumber"], 16)
