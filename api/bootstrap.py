@@ -179,7 +179,7 @@ async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
 
 def _await_chain(coro: Any) -> str:
     """Where a coroutine is suspended, innermost last (for a worker that will not stop)."""
-    lines = []
+    lines: list[str] = []
     while coro is not None and len(lines) < 40:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
         if frame is not None:
