@@ -132,6 +132,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+_invoice_id = {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _core_paths() -> dict[str, Any]:
     secured: list[dict[str, list[str]]] = [{"apiKey": []}]
     return {
@@ -204,6 +207,27 @@ def _core_paths() -> dict[str, Any]:
         },
         "/metrics": {
             "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}
+        },
+        "/pay/{invoice_id}": {
+            "get": {
+                "summary": "The customer's checkout page (HTML; the invoice id is the secret)",
+                "parameters": [_invoice_id],
+                "responses": {"200": {"description": "HTML"}, "404": {"description": "HTML"}},
+            }
+        },
+        "/pay/{invoice_id}/status": {
+            "get": {
+                "summary": "Public, read-only status for the checkout page (no metadata)",
+                "parameters": [_invoice_id],
+                "responses": {"200": {"description": "JSON"}, **error_responses(404)},
+            }
+        },
+        "/pay/{invoice_id}/qr.svg": {
+            "get": {
+                "summary": "QR code (SVG) of the EIP-681 URI for the amount still due",
+                "parameters": [_invoice_id],
+                "responses": {"200": {"description": "image/svg+xml"}, "404": {"description": ""}},
+            }
         },
     }
 
