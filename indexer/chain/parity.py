@@ -13,11 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from indexer.chain.decode import InternalTransfer
-from indexer.chain.errors import RangeTooLarge, RpcResponseError, UnknownBlock
+from indexer.chain.reader import call_tracer
 from indexer.chain.rpc import JsonRpcClient
 
-_METHOD_NOT_FOUND = -32601
-_UNSUPPORTED_HINTS = ("not found", "not supported", "does not exist", "not available", "unknown")
 _MOVING_CALLS = frozenset({"call"})  # delegatecall/callcode report value they do not move
 
 
@@ -25,17 +23,9 @@ async def parity_internal_transfers(
     client: JsonRpcClient, block_number: int
 ) -> list[InternalTransfer] | None:
     """Internal transfers of a block from `trace_block`; None when the node lacks the method."""
-    try:
-        traces = await client.call("trace_block", [hex(block_number)])
-    except (RangeTooLarge, UnknownBlock):
-        raise
-    except RpcResponseError as exc:
-        message = exc.message.lower()
-        if exc.code == _METHOD_NOT_FOUND or any(h in message for h in _UNSUPPORTED_HINTS):
-            return None
-        raise
+    traces = await call_tracer(client, "trace_block", block_number)
     if traces is None:
-        raise UnknownBlock(None, f"node returned no trace for block {block_number}")
+        return None
     return decode_parity_transfers(block_number, traces)
 
 

@@ -152,17 +152,25 @@ class ChainReader:
         recent-state node. A node without the method, or without the tracer, gives None;
         a block the node does not have raises `UnknownBlock` (anvil: -32001 "Resource not found").
         """
-        try:
-            traces = await self.client.call(
-                "debug_traceBlockByNumber", [hex(block_number), {"tracer": "callTracer"}]
-            )
-        except (RangeTooLarge, UnknownBlock):
-            raise
-        except RpcResponseError as exc:
-            message = exc.message.lower()
-            if exc.code == _METHOD_NOT_FOUND or any(h in message for h in _UNSUPPORTED_HINTS):
-                return None
-            raise
-        if traces is None:
-            raise UnknownBlock(None, f"node returned no trace for block {block_number}")
-        return decode_internal_transfers(block_number, traces)
+        traces = await call_tracer(
+            self.client, "debug_traceBlockByNumber", block_number, {"tracer": "callTracer"}
+        )
+        return None if traces is None else decode_internal_transfers(block_number, traces)
+
+
+async def call_tracer(
+    client: JsonRpcClient, method: str, block_number: int, *options: Any
+) -> Any | None:
+    """A block-trace call; None when the node lacks the method or tracer, never for a fault."""
+    try:
+        traces = await client.call(method, [hex(block_number), *options])
+    except (RangeTooLarge, UnknownBlock):
+        raise
+    except RpcResponseError as exc:
+        message = exc.message.lower()
+        if exc.code == _METHOD_NOT_FOUND or any(h in message for h in _UNSUPPORTED_HINTS):
+            return None
+        raise
+    if traces is None:
+        raise UnknownBlock(None, f"node returned no trace for block {block_number}")
+    return traces

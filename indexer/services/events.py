@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from indexer.domain.ids import new_id
 from indexer.domain.network import Network
@@ -26,6 +27,28 @@ def invoice_event_from_view(
     return EventRow(event_id, invoice.store_id, type_, invoice.id, payload, now)
 
 
+def event_row(
+    type_: str, store_id: str, invoice_id: str | None, data: dict[str, Any], now: datetime
+) -> EventRow:
+    """An outbox row whose payload is `{"id", "object", "type", "created_at", "data"}`."""
+    event_id = new_id("evt")
+    payload = {
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "created_at": iso(now),
+        "data": data,
+    }
+    return EventRow(
+        id=event_id,
+        store_id=store_id,
+        type=type_,
+        invoice_id=invoice_id,
+        payload=json.dumps(payload, separators=(",", ":")),
+        created_at=now,
+    )
+
+
 def invoice_event(
     type_: str,
     invoice: Invoice,
@@ -34,19 +57,5 @@ def invoice_event(
     public_url: str,
     now: datetime,
 ) -> EventRow:
-    event_id = new_id("evt")
-    payload = {
-        "id": event_id,
-        "object": "event",
-        "type": type_,
-        "created_at": iso(now),
-        "data": {"invoice": invoice_view(invoice, payments, network, public_url)},
-    }
-    return EventRow(
-        id=event_id,
-        store_id=invoice.store_id,
-        type=type_,
-        invoice_id=invoice.id,
-        payload=json.dumps(payload, separators=(",", ":")),
-        created_at=now,
-    )
+    view = invoice_view(invoice, payments, network, public_url)
+    return event_row(type_, invoice.store_id, invoice.id, {"invoice": view}, now)

@@ -8,7 +8,6 @@ dispatcher signs and sends without a database read. The dispatcher registers its
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ from indexer.domain.ids import looks_like, new_id
 from indexer.domain.invoice import EventType
 from indexer.domain.signing import new_secret
 from indexer.domain.view import iso
+from indexer.services.events import event_row
 from indexer.store import events as event_queries
 from indexer.store import webhooks as queries
 from indexer.store.database import Connection, Database
@@ -94,21 +94,8 @@ def delivery_view(d: DeliveryRow, attempts: list[AttemptRow]) -> dict[str, Any]:
 
 def endpoint_event(type_: str, endpoint: EndpointRow, now: datetime) -> EventRow:
     """An event about an endpoint (`ping`, `webhook_endpoint.disabled`), for the outbox."""
-    event_id = new_id("evt")
-    payload = {
-        "id": event_id,
-        "object": "event",
-        "type": type_,
-        "created_at": iso(now),
-        "data": {"webhook_endpoint": endpoint_view(endpoint)},
-    }
-    return EventRow(
-        id=event_id,
-        store_id=endpoint.store_id,
-        type=type_,
-        invoice_id=None,
-        payload=json.dumps(payload, separators=(",", ":")),
-        created_at=now,
+    return event_row(
+        type_, endpoint.store_id, None, {"webhook_endpoint": endpoint_view(endpoint)}, now
     )
 
 

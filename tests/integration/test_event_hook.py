@@ -7,7 +7,8 @@ import pytest
 from indexer.config import ConfigError
 from indexer.workers.hook import load_hook
 from tests.support import event_hook
-from tests.support.webhooks import HarnessFactory, eventually
+from tests.support.gateway import eventually
+from tests.support.webhooks import HarnessFactory
 
 
 async def test_hook_is_called_with_each_committed_event(webhook_harness: HarnessFactory) -> None:

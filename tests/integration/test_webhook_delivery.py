@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from indexer.domain.signing import verify_signature
+from tests.support.gateway import eventually
 from tests.support.receiver import Receiver
-from tests.support.webhooks import HarnessFactory, eventually
+from tests.support.webhooks import HarnessFactory
 
 
 async def test_invoice_event_is_delivered_with_a_verifiable_signature(

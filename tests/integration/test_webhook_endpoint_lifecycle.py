@@ -9,8 +9,9 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 
 from indexer.domain.signing import verify_signature
+from tests.support.gateway import eventually
 from tests.support.receiver import Receiver
-from tests.support.webhooks import HarnessFactory, eventually
+from tests.support.webhooks import HarnessFactory
 
 
 async def test_rotated_secret_signs_with_both_secrets_during_the_overlap(

@@ -6,8 +6,9 @@ from collections import Counter
 
 import pytest
 
+from tests.support.gateway import eventually
 from tests.support.receiver import Receiver
-from tests.support.webhooks import HarnessFactory, eventually
+from tests.support.webhooks import HarnessFactory
 
 EVENTS = 1000
 ENDPOINTS = 50

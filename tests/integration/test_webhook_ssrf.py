@@ -9,8 +9,9 @@ import socket
 import pytest
 
 from indexer.webhook.target import is_forbidden_ip
+from tests.support.gateway import eventually
 from tests.support.receiver import Receiver
-from tests.support.webhooks import HarnessFactory, eventually
+from tests.support.webhooks import HarnessFactory
 
 
 @pytest.mark.parametrize(

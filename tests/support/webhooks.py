@@ -8,9 +8,7 @@ production schedule). Everything is closed after the test.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -177,16 +175,6 @@ class WebhookHarness:
 
     async def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return await self.gateway.db.read(lambda c: c.execute(sql, params or []).fetchall())
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], within: float = 10.0, every: float = 0.05
-) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(every)
 
 
 HarnessFactory = Callable[..., Awaitable[WebhookHarness]]
