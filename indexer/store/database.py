@@ -9,6 +9,7 @@ Reads run on their own cursors on a small thread pool so the event loop never bl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -292,35 +293,33 @@ class Database:
     def _commit_batch(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         kind = jobs[0].kind if len({j.kind for j in jobs}) == 1 else "mixed"
         started = time.perf_counter()
-        outcomes = self._run_in_transaction(jobs)
-        if outcomes is None:
-            # Something failed: replay each job alone so one bad job cannot undo the others.
-            outcomes = []
-            for job in jobs:
-                single = self._run_in_transaction([job])
-                outcomes.append(single[0] if single else self._last_error)
+        try:
+            outcomes = self._run_in_transaction(jobs)
+        except Exception as exc:  # a job's own error, or DuckDB's (a constraint, the commit)
+            if len(jobs) == 1:
+                outcomes = [(False, exc)]
+            else:  # replay each job alone so one bad job cannot undo the others
+                outcomes = [self._run_alone(job) for job in jobs]
         metrics.DB_COMMIT_SECONDS.labels(kind).observe(time.perf_counter() - started)
         metrics.DB_BATCH_SIZE.labels(kind).observe(len(jobs))
         return outcomes
 
-    _last_error: tuple[bool, Any] = (False, None)
+    def _run_alone(self, job: _Job) -> tuple[bool, Any]:
+        try:
+            return self._run_in_transaction([job])[0]
+        except Exception as exc:
+            return False, exc
 
-    def _run_in_transaction(self, jobs: list[_Job]) -> list[tuple[bool, Any]] | None:
+    def _run_in_transaction(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+        """All jobs and their appends in one transaction; rolled back and raised on any error."""
         conn = self.conn
         conn.execute("BEGIN TRANSACTION")
-        results: list[tuple[bool, Any]] = []
         try:
-            for job in jobs:
-                results.append((True, job.fn(conn) if job.fn is not None else None))
+            results = [(True, job.fn(conn) if job.fn is not None else None) for job in jobs]
             _flush_appends(conn, [a for job in jobs for a in job.appends])
             conn.execute("COMMIT")
             return results
-        except Exception as exc:  # the job's own error, or DuckDB's on commit
-            try:
+        except Exception:
+            with contextlib.suppress(duckdb.Error):
                 conn.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            self._last_error = (False, exc)
-            if len(jobs) == 1:
-                return [self._last_error]
-            return None
+            raise

@@ -1,0 +1,71 @@
+"""Group commit: concurrent writers share a transaction, yet each one's outcome is its own."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from indexer.store.database import Append, Database
+
+
+@pytest.fixture
+async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    database = Database(tmp_path / "gc.duckdb")
+    database.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)")
+    yield database
+    await database.close()
+
+
+def rows(database: Database) -> list[tuple[int, str]]:
+    return database.read_sync(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall())
+
+
+async def test_one_failing_job_in_a_batch_does_not_undo_the_others(db: Database) -> None:
+    # given writers that land in one batch, one of them breaking the primary key
+    def insert(k: int):  # type: ignore[no-untyped-def]
+        return lambda c: c.execute("INSERT INTO t VALUES (?, 'w')", [k])
+
+    # when they are submitted together
+    results = await asyncio.gather(
+        db.write(insert(1)),
+        db.write(insert(2)),
+        db.write(insert(1)),
+        db.write(insert(3)),
+        return_exceptions=True,
+    )
+
+    # then only the duplicate fails, and every other write is committed
+    assert [isinstance(r, Exception) for r in results] == [False, False, True, False]
+    assert isinstance(results[2], duckdb.ConstraintException)
+    assert rows(db) == [(1, "w"), (2, "w"), (3, "w")]
+
+
+async def test_a_bad_append_fails_alone_and_merged_appends_commit(db: Database) -> None:
+    # given appends merged into one INSERT, one of them a duplicate key
+    def row(k: int) -> list[Append]:
+        return [Append("t", ("k", "v"), (k, "a"))]
+
+    # when they are submitted together
+    results = await asyncio.gather(
+        db.append(row(10)), db.append(row(11)), db.append(row(10)), return_exceptions=True
+    )
+
+    # then the duplicate alone is refused and the rows it was merged with are kept
+    assert [isinstance(r, Exception) for r in results] == [False, False, True]
+    assert rows(db) == [(10, "a"), (11, "a")]
+
+
+async def test_a_write_is_answered_only_once_durable(db: Database, tmp_path: Path) -> None:
+    # given an acknowledged write
+    await db.write(lambda c: c.execute("INSERT INTO t VALUES (7, 'durable')"))
+
+    # when another connection opens the file after this one closes (as after a crash + restart)
+    await db.close()
+    with duckdb.connect(str(tmp_path / "gc.duckdb"), read_only=True) as conn:
+        found = conn.execute("SELECT v FROM t WHERE k = 7").fetchall()
+
+    # then the write is there
+    assert found == [("durable",)]
