@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -92,16 +92,6 @@ def bulk_insert(
     conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}", values)
 
 
-def _flush_appends(conn: Connection, appends: Sequence[Append]) -> None:
-    groups: dict[
-        tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], list[tuple[Any, ...]]
-    ] = {}
-    for item in appends:
-        groups.setdefault((item.table, item.columns, item.casts), []).append(item.row)
-    for (table, columns, casts), rows in groups.items():
-        bulk_insert(conn, table, columns, rows, dict(casts))
-
-
 def applied_versions(conn: Connection) -> list[int]:
     exists = conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
@@ -152,12 +142,14 @@ def migrate(conn: Connection) -> list[Migration]:
 
 @dataclass(frozen=True)
 class Append:
-    """One row for `bulk_insert`, collected across a group commit into one INSERT per table."""
+    """One row to insert, collected across a group commit into one appender flush per table.
+
+    Values are converted by the column's type: amounts as decimal text (BIGNUM), JSON as text.
+    """
 
     table: str
     columns: tuple[str, ...]
     row: tuple[Any, ...]
-    casts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -168,23 +160,23 @@ class _Job:
     appends: Sequence[Append] = ()
 
 
-@dataclass
-class _Batch:
-    jobs: list[_Job] = field(default_factory=list)
-
-
 class Database:
     """Owns the DuckDB connection. `write()` group-commits; `read()` runs on reader cursors."""
 
     def __init__(self, path: Path | str, readers: int = 2) -> None:
         self.path = Path(path)
         self.conn = open_connection(self.path)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
+        # The writer's appenders, one per (table, columns): rows go in without SQL to parse or
+        # plan, converted by the column types. Used on the writer thread only.
+        self._appenders: dict[tuple[str, tuple[str, ...]], duckdb.Appender] = {}
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="duckdb-reader")
         self._local = threading.local()
-        self._pending: list[_Job] = []
-        self._flushing = False
-        self._flush_task: asyncio.Task[None] | None = None
+        # The writer thread takes every job queued while it committed the previous batch, so it
+        # never waits for the event loop between commits (the loop answers requests meanwhile).
+        self._queue: list[_Job] = []
+        self._queued = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._stopping = False
         self._closed = False
         # Called on the event loop after a transaction with at least one successful job commits
         # (e.g. the webhook dispatcher's wake-up), with the kinds of the jobs it held.
@@ -198,11 +190,15 @@ class Database:
         return pending_migrations(self.conn)
 
     async def close(self) -> None:
+        """Commit what is queued, stop the writer, close the connection."""
         self._closed = True
-        while self._flush_task is not None and not self._flush_task.done():
-            await self._flush_task
+        with self._queued:
+            self._stopping = True
+            self._queued.notify()
+        if self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         self._readers.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
+        self._appenders.clear()
         self.conn.close()
 
     # -- reads -------------------------------------------------------------------------------
@@ -224,10 +220,10 @@ class Database:
 
     # -- writes ------------------------------------------------------------------------------
     async def append(self, rows: Sequence[Append], kind: str = "api") -> None:
-        """Insert rows in the next group commit: one statement per table for the whole batch.
+        """Insert rows in the next group commit: one appender flush per table for the batch.
 
         DuckDB's cost is per statement (~1 ms) as much as per commit, so appends from concurrent
-        requests are merged into a single multi-row INSERT per table.
+        requests are merged, and go through an appender: no SQL to parse or plan.
         """
         await self._submit(None, kind, rows)
 
@@ -245,12 +241,15 @@ class Database:
     ) -> Any:
         if self._closed:
             raise StoreError("database is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(_Job(fn, future, kind, appends))
-        if not self._flushing:
-            self._flushing = True
-            self._flush_task = loop.create_task(self._flush())
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        with self._queued:
+            self._queue.append(_Job(fn, future, kind, appends))
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_forever, name="duckdb-writer", daemon=True
+                )
+                self._writer.start()
+            self._queued.notify()
         return await future
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
@@ -264,31 +263,42 @@ class Database:
             self.conn.execute("ROLLBACK")
             raise
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                # Let requests whose bytes already arrived reach `write` first: a yield costs
-                # microseconds and makes the batch, and so each commit, larger.
-                await asyncio.sleep(0)
-                jobs, self._pending = self._pending, []
-                outcomes = await loop.run_in_executor(self._writer, self._commit_batch, jobs)
-                committed = {job.kind for job, (ok, _) in zip(jobs, outcomes, strict=True) if ok}
-                for job, (ok, value) in zip(jobs, outcomes, strict=True):
-                    if job.future.done():
-                        continue
-                    if ok:
-                        job.future.set_result(value)
-                    else:
-                        job.future.set_exception(value)
-                if committed:
-                    for listener in self.commit_listeners:
-                        listener(committed)
-        finally:
-            self._flushing = False
-            if self._pending:  # arrived between the last swap and the flag reset
-                self._flushing = True
-                self._flush_task = loop.create_task(self._flush())
+    def _write_forever(self) -> None:
+        """The writer thread: commit everything queued as one batch, answer it, repeat."""
+        while True:
+            with self._queued:
+                while not self._queue and not self._stopping:
+                    self._queued.wait()
+                if not self._queue:  # stopping, and everything queued is committed
+                    return
+                jobs, self._queue = self._queue, []
+            try:
+                outcomes = self._commit_batch(jobs)
+            except BaseException as exc:  # never leave a caller waiting on a dead thread
+                outcomes = [(False, exc)] * len(jobs)
+            loops = {job.future.get_loop() for job in jobs}
+            for loop in loops:
+                mine = [
+                    (j, o)
+                    for j, o in zip(jobs, outcomes, strict=True)
+                    if j.future.get_loop() is loop
+                ]
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(self._answer, mine)
+
+    def _answer(self, answered: list[tuple[_Job, tuple[bool, Any]]]) -> None:
+        """On the event loop: resolve each job's future, then tell the commit listeners."""
+        committed = {job.kind for job, (ok, _) in answered if ok}
+        for job, (ok, value) in answered:
+            if job.future.done():  # the caller was cancelled; its work committed anyway
+                continue
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+        if committed:
+            for listener in self.commit_listeners:
+                listener(committed)
 
     def _commit_batch(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         kind = jobs[0].kind if len({j.kind for j in jobs}) == 1 else "mixed"
@@ -304,6 +314,24 @@ class Database:
         metrics.DB_BATCH_SIZE.labels(kind).observe(len(jobs))
         return outcomes
 
+    def _flush_appends(self, appends: Sequence[Append]) -> None:
+        """One appender flush per (table, columns): the rows of every request in the batch."""
+        groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+        for item in appends:
+            groups.setdefault((item.table, item.columns), []).append(item.row)
+        for target, rows in groups.items():
+            appender = self._appenders.get(target)
+            if appender is None:
+                table, columns = target
+                appender = self.conn.appender(table, columns=list(columns))
+                self._appenders[target] = appender
+            try:
+                appender.append_rows(rows)
+                appender.flush()
+            except BaseException:
+                appender.clear()  # nothing of a failed batch may ride along with the next
+                raise
+
     def _run_alone(self, job: _Job) -> tuple[bool, Any]:
         try:
             return self._run_in_transaction([job])[0]
@@ -316,7 +344,7 @@ class Database:
         conn.execute("BEGIN TRANSACTION")
         try:
             results = [(True, job.fn(conn) if job.fn is not None else None) for job in jobs]
-            _flush_appends(conn, [a for job in jobs for a in job.appends])
+            self._flush_appends([a for job in jobs for a in job.appends])
             conn.execute("COMMIT")
             return results
         except Exception:

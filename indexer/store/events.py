@@ -39,7 +39,7 @@ def insert_events(conn: Connection, events: list[EventRow]) -> None:
 
 def event_append(e: EventRow) -> Append:
     row = (e.id, e.store_id, e.type, e.invoice_id, e.payload, e.created_at)
-    return Append("events", _COLUMNS_IN, row, tuple(_CASTS.items()))
+    return Append("events", _COLUMNS_IN, row)
 
 
 def get_event(conn: Connection, event_id: str) -> EventRow | None:

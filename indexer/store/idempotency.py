@@ -21,7 +21,7 @@ class IdempotentResponse:
 def response_append(item: IdempotentResponse) -> Append:
     row = (item.store_id, item.key, item.request_hash, item.status, item.response, item.created_at)
     columns = ("store_id", "key", "request_hash", "status", "response", "created_at")
-    return Append("idempotency_keys", columns, row, (("response", "JSON"),))
+    return Append("idempotency_keys", columns, row)
 
 
 def insert_response(conn: Connection, item: IdempotentResponse) -> None:

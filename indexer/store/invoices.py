@@ -127,7 +127,7 @@ def invoice_row(inv: Invoice) -> tuple[Any, ...]:
 
 
 def invoice_append(inv: Invoice) -> Append:
-    return Append("invoices", _INSERT_COLUMNS, invoice_row(inv), tuple(_CASTS.items()))
+    return Append("invoices", _INSERT_COLUMNS, invoice_row(inv))
 
 
 def insert_invoices(conn: Connection, invoices: Sequence[Invoice]) -> None:
