@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from indexer.store.database import Connection
-from indexer.store.events import EventRow, events_after
 
 HOOK_ENDPOINT = "hook"  # deliveries to the in-process [hooks] on_event callable
 PING = "ping"  # sent to one endpoint by /test, never fanned out
@@ -138,13 +137,19 @@ class NewDelivery:
     created_at: datetime
 
 
+class StaleCursor(RuntimeError):
+    """`fan_out` was given a cursor that is not the stored one: re-read it and try again."""
+
+
 @dataclass(frozen=True)
 class FanOut:
-    """What one fan-out transaction did: the cursor it reached and the deliveries it made."""
+    """What one fan-out transaction did: the cursor it reached, how many events it passed, the
+    deliveries it made and the payloads of the events those deliveries carry."""
 
     last_seq: int
-    events: list[EventRow]
+    events: int
     deliveries: list[NewDelivery]
+    payloads: dict[str, str]
 
 
 def outbox_cursor(conn: Connection) -> int:
@@ -156,30 +161,41 @@ def has_events_after(conn: Connection, seq: int) -> bool:
     return conn.execute("SELECT 1 FROM events WHERE seq > ? LIMIT 1", [seq]).fetchone() is not None
 
 
-def fan_out(conn: Connection, now: datetime, hook: bool, limit: int = 1000) -> FanOut:
-    """Turn the next events after the cursor into deliveries and advance the cursor.
+def fan_out(conn: Connection, cursor: int, now: datetime, hook: bool, limit: int = 1000) -> FanOut:
+    """Turn the next events after `cursor` into deliveries and advance the cursor.
 
-    One statement per target kind joins the events with the enabled endpoints of their store,
-    so fanning 1,000 events out to 50 endpoints is one set-based insert, not 50,000 rows of
+    `cursor` is the caller's copy of `outbox_cursor`; the update that advances it checks it,
+    so a stale copy fails the transaction instead of skipping or repeating events. One
+    statement per target kind joins the events with the enabled endpoints of their store, so
+    fanning 1,000 events out to 50 endpoints is one set-based insert, not 50,000 rows of
     parameters. Ping events are never fanned out: /test creates their one delivery itself.
+    This runs on the writer inside the transactions of concurrent API requests, so it does as
+    little as it can: no insert while no endpoint is enabled, payloads read only for events
+    that got a delivery.
     """
-    cursor = outbox_cursor(conn)
-    events = events_after(conn, cursor, limit)
-    if not events:
-        return FanOut(cursor, [], [])
-    last = events[-1].seq
-    assert last is not None
-    rows = conn.execute(
-        "INSERT INTO deliveries (id, event_id, endpoint_id, store_id, status, attempts, "
-        "next_attempt_at, created_at) "
-        f"SELECT {_SQL_DELIVERY_ID}, e.id, w.id, e.store_id, 'pending', 0, ?, ? "
-        "FROM events e JOIN webhook_endpoints w ON w.store_id = e.store_id "
-        "WHERE e.seq > ? AND e.seq <= ? AND e.type <> ? "
-        "AND w.status = 'enabled' AND w.deleted_at IS NULL AND e.created_at >= w.created_at "
-        "AND (w.events IS NULL OR list_contains(w.events, e.type)) "
-        "RETURNING id, event_id, endpoint_id, store_id, created_at",
-        [now, now, cursor, last, PING],
-    ).fetchall()
+    head = conn.execute(
+        "SELECT max(seq), count(*), (SELECT count(*) FROM webhook_endpoints "
+        "WHERE status = 'enabled' AND deleted_at IS NULL) "
+        "FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)",
+        [cursor, limit],
+    ).fetchone()
+    assert head is not None
+    last, count, enabled = head[0], int(head[1]), int(head[2])
+    if not count:
+        return FanOut(cursor, 0, [], {})
+    rows: list[Any] = []
+    if enabled:
+        rows = conn.execute(
+            "INSERT INTO deliveries (id, event_id, endpoint_id, store_id, status, attempts, "
+            "next_attempt_at, created_at) "
+            f"SELECT {_SQL_DELIVERY_ID}, e.id, w.id, e.store_id, 'pending', 0, ?, ? "
+            "FROM events e JOIN webhook_endpoints w ON w.store_id = e.store_id "
+            "WHERE e.seq > ? AND e.seq <= ? AND e.type <> ? "
+            "AND w.status = 'enabled' AND w.deleted_at IS NULL AND e.created_at >= w.created_at "
+            "AND (w.events IS NULL OR list_contains(w.events, e.type)) "
+            "RETURNING id, event_id, endpoint_id, store_id, created_at",
+            [now, now, cursor, last, PING],
+        ).fetchall()
     if hook:
         rows += conn.execute(
             "INSERT INTO deliveries (id, event_id, endpoint_id, store_id, status, attempts, "
@@ -193,9 +209,18 @@ def fan_out(conn: Connection, now: datetime, hook: bool, limit: int = 1000) -> F
         "UPDATE outbox_cursor SET last_seq = ? WHERE id = 1 AND last_seq = ? RETURNING last_seq",
         [last, cursor],
     ).fetchall()
-    if not moved:  # only one fan-out runs at a time; this guards the invariant anyway
-        raise RuntimeError("outbox cursor moved under a running fan-out")
-    return FanOut(last, events, [NewDelivery(*r) for r in rows])
+    if not moved:
+        raise StaleCursor(f"the outbox cursor is not at {cursor}")
+    payloads: dict[str, str] = {}
+    if rows:
+        payloads = dict(
+            conn.execute(
+                "SELECT id, payload FROM events WHERE seq > ? AND seq <= ? "
+                "AND id IN (SELECT unnest(?))",
+                [cursor, last, sorted({r[1] for r in rows})],
+            ).fetchall()
+        )
+    return FanOut(int(last), count, [NewDelivery(*r) for r in rows], payloads)
 
 
 def insert_deliveries(conn: Connection, deliveries: list[NewDelivery]) -> None:

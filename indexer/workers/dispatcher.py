@@ -246,11 +246,17 @@ class Dispatcher:
         if not await self.db.read(lambda c: queries.has_events_after(c, self.cursor)):
             return 0
         now, hook, limit = self.clock.now(), self.hook is not None, self.fan_out_limit
-        result = await self.db.write(lambda c: queries.fan_out(c, now, hook, limit), "fanout")
+        cursor = self.cursor
+        try:
+            result = await self.db.write(
+                lambda c: queries.fan_out(c, cursor, now, hook, limit), "fanout"
+            )
+        except queries.StaleCursor:
+            self.cursor = await self.db.read(queries.outbox_cursor)
+            raise
         self.cursor = result.last_seq
-        payloads = {e.id: e.payload for e in result.events}
-        self.deliveries_added(result.deliveries, payloads)
-        return len(result.events)
+        self.deliveries_added(result.deliveries, result.payloads)
+        return result.events
 
     async def _fan_out_loop(self) -> None:
         while True:
