@@ -74,3 +74,14 @@ def parse_xpub(text: object, field: str = "evm_xpub") -> ExtendedPublicKey:
             field,
         )
     return ExtendedPublicKey(original=text, depth=depth, _chain=chain)
+
+
+_parsed: dict[str, ExtendedPublicKey] = {}
+
+
+def derive_addresses(xpub: str, start: int, count: int) -> list[str]:
+    """The addresses of children `start` … `start + count - 1`: the deriver process's job."""
+    key = _parsed.get(xpub)
+    if key is None:
+        key = _parsed[xpub] = parse_xpub(xpub)
+    return [key.address(index) for index in range(start, start + count)]

@@ -1,0 +1,68 @@
+"""Addresses derived ahead in the deriver process: the same addresses, checked before use."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from indexer import deriver
+from indexer.domain.clock import SystemClock
+from indexer.services.stores import POOL_SIZE, StoreService
+from indexer.store.database import Database
+from indexer.wallet import parse_xpub
+from tests.support.api import TEST_XPUB
+
+FIRST = [
+    "0x9858EfFD232B4033E47d90003D41EC34EcaEda94",
+    "0x6Fac4D18c912343BF86fa7049364Dd4E424Ab9C0",
+    "0xb6716976A3ebe8D39aCEB04372f22Ff8e6802D7A",
+]
+
+
+def test_the_deriver_process_gives_the_published_addresses() -> None:
+    assert deriver.submit(TEST_XPUB, 0, 3).result(timeout=60) == FIRST
+
+
+async def test_pooled_addresses_are_the_store_keys_own_in_index_order(tmp_path: Path) -> None:
+    # given a store whose pool is refilled by the deriver process
+    db = Database(tmp_path / "pool.duckdb")
+    db.migrate()
+    stores = StoreService(db, SystemClock())
+    try:
+        store, _ = await stores.create_store("pool", TEST_XPUB)
+
+        # when more addresses are allocated than one refill holds, giving the worker time
+        allocated = []
+        for _ in range(POOL_SIZE + 200):
+            allocated.append(stores.allocate_address(store))
+            if len(allocated) % 100 == 0:
+                await asyncio.sleep(0.05)
+
+        # then index i always carries the key's own child i, with no index skipped or reused
+        key = parse_xpub(TEST_XPUB)
+        assert [i for i, _ in allocated] == list(range(len(allocated)))
+        assert all(address == key.address(i) for i, address in allocated)
+    finally:
+        await db.close()
+
+
+async def test_a_batch_that_disagrees_with_the_key_is_discarded(tmp_path: Path) -> None:
+    # given a store and a derived batch whose first address is not the key's
+    db = Database(tmp_path / "pool.duckdb")
+    db.migrate()
+    stores = StoreService(db, SystemClock())
+    try:
+        store, _ = await stores.create_store("pool", TEST_XPUB)
+        index, _ = stores.allocate_address(store)
+        wrong: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        wrong.set_result([FIRST[0]] * 10)  # index 0's address offered for indexes 1-10
+
+        # when it arrives as a refill
+        stores._pools[store.id].clear()
+        stores._refilled(store, index + 1, wrong)
+
+        # then nothing of it is handed out: the next address is derived from the key itself
+        assert stores._pools[store.id] == {}
+        assert stores.allocate_address(store) == (1, FIRST[1])
+    finally:
+        await db.close()
