@@ -33,8 +33,9 @@ def _key(address: str) -> bytes:
 class _AddressTable:
     """An exact set of 20-byte keys: linear probing in one bytearray, all-zero meaning empty.
 
-    Keys are keccak-derived, hence uniform, so their first 8 bytes serve as the hash. The zero
-    address cannot be stored in a slot (it marks empty) and is kept in a flag instead.
+    Slots are found by Python's own (randomised) hash of the key, so clustered keys, such as
+    the sequential addresses of tests or vanity addresses, probe no further than random ones.
+    The zero address cannot be stored in a slot (it marks empty) and is kept in a flag instead.
     """
 
     _MAX_LOAD = 0.7
@@ -61,7 +62,7 @@ class _AddressTable:
     def _find(self, key: bytes) -> tuple[int, bool]:
         """(slot index, found) for key: its slot, or the empty slot where it would go."""
         table, mask = self._slots, self._mask
-        index = int.from_bytes(key[:8], "little") & mask
+        index = hash(key) & mask
         while True:
             offset = index * _KEY
             slot = table[offset : offset + _KEY]
@@ -159,8 +160,17 @@ class AddressMatcher:
             return False
 
     def add(self, address: str) -> None:
-        """Watch one address (any hex case); ValueError if it is not a hex address."""
-        self.add_many((address,))
+        """Watch one address (any hex case); ValueError if it is not a hex address.
+
+        Called once per created invoice, on the event loop: no chunking, no list building.
+        """
+        lowered = address.lower()
+        key = _key(lowered)
+        if len(self._table) >= self._capacity:
+            self._grow(len(self._table) + 1)
+        if self._table.add(key):
+            self._bloom.add(lowered)
+            self._publish()
 
     def add_many(self, addresses: Iterable[str]) -> int:
         """Watch many addresses (any hex case); returns how many were new.

@@ -107,3 +107,29 @@ def test_exact_set_is_compact() -> None:
     matcher = AddressMatcher()
     matcher.add_many([random_address() for _ in range(100_000)])
     assert matcher.stats().table_bytes <= 100_000 * 20 / 0.35
+
+
+def test_clustered_addresses_are_kept_and_found_one_by_one() -> None:
+    # given addresses that share their leading bytes (sequential, as vanity or test keys do)
+    clustered = [f"0x{i:040x}" for i in range(1, 30_001)]
+    matcher = AddressMatcher()
+    # when they are added one at a time, as invoices are created
+    for address in clustered:
+        matcher.add(address)
+    # then each is found, neighbours that were never added are not, and the count is exact
+    assert len(matcher) == len(clustered)
+    assert all(address in matcher for address in clustered[::97])
+    assert f"0x{30_001:040x}" not in matcher and "0x" + "ab" * 20 not in matcher
+    assert matcher.screen([clustered[5].upper().replace("0X", "0x"), f"0x{40_000:040x}"]) == {
+        clustered[5]
+    }
+
+
+def test_adding_one_address_twice_counts_it_once() -> None:
+    matcher = AddressMatcher(capacity=2)
+    address = random_address()
+    matcher.add(address)
+    matcher.add(address.upper().replace("0X", "0x"))
+    matcher.add(random_address())  # past the capacity: the bloom filter is rebuilt bigger
+    assert len(matcher) == 2 and address in matcher
+    assert ISSUED_ADDRESSES._value.get() == 2
