@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from api.keys import GATEWAY, LOG_NOTE
 from api.requests import MAX_BODY
 from api.routes import events, invoices, store, system, webhooks
 from indexer import metrics
+from indexer.domain.ids import new_id
 
 log = logging.getLogger("chainpay.access")
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -24,7 +24,7 @@ EXTRA_ROUTES: list[web.RouteTableDef] = []  # webhooks, events, checkout registe
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, latency histogram by route template (bounded labels), access log line."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or "req_" + secrets.token_hex(8)
+    request_id = request.headers.get("X-Request-Id", "")[:64] or new_id("req")
     request[REQUEST_ID] = request_id
     logs.REQUEST_ID.set(request_id)  # this request's own task: lines it logs carry the id
     started = time.perf_counter()
