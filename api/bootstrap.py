@@ -74,7 +74,7 @@ class Gateway:
 
     def open(self, migrate: bool = True) -> None:
         """Open DuckDB, apply migrations, rebuild the in-memory indexes. Raises StoreError."""
-        self.db = Database(self.settings.database)
+        self.db = Database(self.settings.database, threads=self.settings.duckdb_threads)
         if migrate:
             self.db.migrate()
         elif self.db.pending_migrations():

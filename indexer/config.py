@@ -55,6 +55,7 @@ class Settings:
     networks: dict[str, Network] = field(default_factory=dict)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    duckdb_threads: int = 1
     default_expires_in: int = 900
     monitoring_window: int = 86400
     on_event_hook: str | None = None
@@ -78,6 +79,7 @@ _TOP_KEYS = {
     "log",
     "server",
     "analytics",
+    "duckdb",
 }
 
 
@@ -226,6 +228,8 @@ def _build(
         export_dir=Path(export_dir) if export_dir is not None else None,
         export_interval=_positive(analytics, "export_interval", int, 3600),
     )
+    duckdb = top.sub("duckdb")
+    duckdb.only({"threads"})
     server = top.sub("server")
     server.only({"host", "port"})
     port = server.get("port", int, 8080)
@@ -248,6 +252,7 @@ def _build(
         host=server.get("host", str, "127.0.0.1"),
         port=port,
         analytics=analytics_settings,
+        duckdb_threads=_positive(duckdb, "threads", int, 1),
     )
 
 

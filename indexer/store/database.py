@@ -163,9 +163,11 @@ class _Job:
 class Database:
     """Owns the DuckDB connection. `write()` group-commits; `read()` runs on reader cursors."""
 
-    def __init__(self, path: Path | str, readers: int = 2) -> None:
+    def __init__(self, path: Path | str, readers: int = 2, threads: int | None = None) -> None:
         self.path = Path(path)
         self.conn = open_connection(self.path)
+        if threads is not None:  # DuckDB's worker threads, for every query of this process
+            self.conn.execute(f"SET threads = {int(threads)}")
         # The writer's appenders, one per (table, columns): rows go in without SQL to parse or
         # plan, converted by the column types. Used on the writer thread only.
         self._appenders: dict[tuple[str, tuple[str, ...]], duckdb.Appender] = {}

@@ -43,6 +43,7 @@ def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert settings.database == Path("./chainpay.duckdb")
     assert settings.networks == {}
     assert settings.webhooks.allow_private_targets is False
+    assert settings.duckdb_threads == 1
 
 
 def test_env_overrides_nested_keys(tmp_path: Path) -> None:
@@ -50,11 +51,13 @@ def test_env_overrides_nested_keys(tmp_path: Path) -> None:
         "CHAINPAY_DATABASE": "/data/other.duckdb",
         "CHAINPAY_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
         "CHAINPAY_NETWORKS__ETHEREUM__CONFIRMATIONS": "3",
+        "CHAINPAY_DUCKDB__THREADS": "2",
     }
     settings = load_settings(write(tmp_path, GOOD), env=env)
     assert settings.database == Path("/data/other.duckdb")
     assert settings.webhooks.allow_private_targets is True
     assert settings.networks["ethereum"].confirmations == 3
+    assert settings.duckdb_threads == 2
 
 
 def test_config_path_from_environment(tmp_path: Path) -> None:
@@ -135,6 +138,13 @@ BAD = [
         "between",
     ),
     ("bad-public-url", GOOD.replace("https://pay.example.com/", "pay"), "public_url", "http"),
+    (
+        "duckdb-threads-zero",
+        GOOD + "\n[duckdb]\nthreads = 0\n",
+        "duckdb.threads",
+        "greater than zero",
+    ),
+    ("duckdb-unknown-key", GOOD + "\n[duckdb]\nmemory = 1\n", "duckdb.memory", "unknown key"),
     (
         "bad-hook-path",
         GOOD + '[hooks]\non_event = "not a path"\n',
