@@ -23,6 +23,7 @@ from api import admin, copies, dev
 from api.app import build_app
 from api.bootstrap import Gateway, background_loops
 from api.logs import configure_logging
+from indexer import deriver
 from indexer.config import ConfigError, Settings, load_settings
 from indexer.domain.clock import SystemClock
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
@@ -159,6 +160,7 @@ async def serve(gateway: Gateway, host: str, port: int, api: bool = True) -> Non
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         await gateway.close()
+        deriver.shutdown()
     if gateway.failure is not None:
         raise gateway.failure
 

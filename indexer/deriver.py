@@ -10,7 +10,9 @@ secret: it sees extended public keys only.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from indexer.wallet import derive_addresses
@@ -25,7 +27,12 @@ def submit(xpub: str, start: int, count: int) -> Future[list[str]]:
     with _lock:
         if _pool is None:
             # spawn: the gateway runs threads (DuckDB, readers), which fork would copy mid-state
-            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
         pool = _pool
     try:
         return pool.submit(derive_addresses, xpub, start, count)
@@ -42,3 +49,14 @@ def shutdown() -> None:
         pool, _pool = _pool, None
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _watch_parent(parent: int) -> None:
+    """In the worker: exit once the gateway is gone, even if it was killed without a word."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="deriver-parent-watch", daemon=True).start()

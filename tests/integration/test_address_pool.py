@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from indexer import deriver
@@ -10,6 +14,7 @@ from indexer.domain.clock import SystemClock
 from indexer.services.stores import POOL_SIZE, StoreService
 from indexer.store.database import Database
 from indexer.wallet import parse_xpub
+from tests.support.anvil import REPO_ROOT
 from tests.support.api import TEST_XPUB
 
 FIRST = [
@@ -66,3 +71,49 @@ async def test_a_batch_that_disagrees_with_the_key_is_discarded(tmp_path: Path) 
         assert stores.allocate_address(store) == (1, FIRST[1])
     finally:
         await db.close()
+
+
+PARENT = """
+import sys, time
+sys.path.insert(0, {root!r})
+from indexer import deriver
+deriver.submit({xpub!r}, 0, 1).result(timeout=60)
+print(*deriver._pool._processes, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_deriver_process_exits_when_its_gateway_is_killed() -> None:
+    # given a process whose deriver worker is running
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT.format(root=str(REPO_ROOT), xpub=TEST_XPUB)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        [worker] = [int(pid) for pid in parent.stdout.readline().split()]
+        assert Path(f"/proc/{worker}").exists()
+
+        # when that process is killed without a chance to clean up
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+
+        # then the worker notices and exits instead of lingering
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent (init here) reaps it
