@@ -21,7 +21,9 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -120,6 +122,10 @@ class Dispatcher:
         self.poll_interval = poll_interval
         self.fan_out_limit = 1000
         self.gather_delay = 0.01
+        # With no endpoint and no hook nothing can be delivered, now or later (an endpoint
+        # gets only events created after it): the cursor then moves only this often.
+        self.idle_advance = 5.0
+        self._advanced_at = -math.inf
         self.record_batch = 1000
         self.cursor = 0
         self._jobs: dict[str, Job] = {}
@@ -242,7 +248,18 @@ class Dispatcher:
 
     # -- fan-out --------------------------------------------------------------------------------
     async def fan_out_once(self) -> int:
-        """Fan out the next events after the cursor; returns how many events were read."""
+        """Fan out the next events after the cursor; returns how many events were read.
+
+        The transaction decides what is delivered; the in-memory endpoint list only lets a
+        gateway without endpoints skip it. An endpoint created meanwhile loses nothing: the
+        cursor has not moved, and the next fan-out finds the events created after it.
+        """
+        if (
+            self.hook is None
+            and not self.webhooks.endpoints
+            and time.monotonic() - self._advanced_at < self.idle_advance
+        ):
+            return 0
         if not await self.db.read(lambda c: queries.has_events_after(c, self.cursor)):
             return 0
         now, hook, limit = self.clock.now(), self.hook is not None, self.fan_out_limit
@@ -255,6 +272,7 @@ class Dispatcher:
             self.cursor = await self.db.read(queries.outbox_cursor)
             raise
         self.cursor = result.last_seq
+        self._advanced_at = time.monotonic()
         self.deliveries_added(result.deliveries, result.payloads)
         return result.events
 

@@ -209,3 +209,23 @@ async def test_deleting_an_endpoint_cancels_its_pending_deliveries(
     assert len(receiver.requests) == count
     rows = await h.query("SELECT status FROM deliveries WHERE endpoint_id = ?", [endpoint["id"]])
     assert rows == [("cancelled",)]
+
+
+async def test_an_endpoint_created_on_a_gateway_without_endpoints_gets_only_later_events(
+    webhook_harness: HarnessFactory, receiver: Receiver
+) -> None:
+    # given a gateway with no endpoint, whose fan-out has had events to pass over
+    h = await webhook_harness()
+    await h.insert_events(2)
+    await asyncio.sleep(0.2)
+    await h.insert_events(3)  # while the cursor may be lagging: nothing can be delivered
+    await asyncio.sleep(0.2)
+
+    # when an endpoint is created and more events follow
+    await h.endpoint(receiver.url)
+    later = await h.insert_events(2)
+
+    # then it receives exactly the later ones, once each
+    await receiver.wait_for_requests(2)
+    await asyncio.sleep(0.3)
+    assert sorted(r.headers["Chainpay-Event-Id"] for r in receiver.requests) == sorted(later)
