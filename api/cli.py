@@ -145,6 +145,7 @@ async def serve(gateway: Gateway, host: str, port: int, api: bool = True) -> Non
     stop = asyncio.Event()
     gateway.on_failure = stop.set  # a worker's ConfigError (wrong chain id) ends the process
     gateway.start_workers(background_loops(gateway))
+    gateway.stores.prefill()
     log.info(
         "chainpay listening on http://%s:%s (database %s)", host, port, gateway.settings.database
     )

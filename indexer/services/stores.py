@@ -103,6 +103,13 @@ class StoreService:
             self._refill(store, self._next_index[store.id] + len(pool))
         return index, address
 
+    def prefill(self) -> None:
+        """Start deriving every store's next addresses now, so the first invoices find them."""
+        for store in self.stores.values():
+            pool = self._pools.setdefault(store.id, {})
+            if store.id not in self._refilling:
+                self._refill(store, self._next_index.get(store.id, 0) + len(pool))
+
     def _refill(self, store: Store, start: int) -> None:
         try:
             asyncio.get_running_loop()
@@ -134,7 +141,7 @@ class StoreService:
             log.error("address deriver disagrees with the store's key; pool discarded")
             return
         pool = self._pools[store.id]
-        floor = self._next_index[store.id]  # requests may have overtaken the worker
+        floor = self._next_index.get(store.id, 0)  # requests may have overtaken the worker
         for stale in [i for i in pool if i < floor]:
             del pool[stale]
         for index, address in enumerate(addresses, start):

@@ -117,3 +117,28 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"  # a zombie has exited; only its parent (init here) reaps it
+
+
+async def test_prefill_derives_a_loaded_stores_addresses_before_its_first_invoice(
+    tmp_path: Path,
+) -> None:
+    # given a store created earlier and loaded by a fresh service, as `serve` starts
+    db = Database(tmp_path / "pool.duckdb")
+    db.migrate()
+    try:
+        store, _ = await StoreService(db, SystemClock()).create_store("pool", TEST_XPUB)
+        stores = StoreService(db, SystemClock())
+        db.read_sync(stores.load)
+
+        # when its pool is prefilled
+        stores.prefill()
+        for _ in range(600):
+            if stores._pools[store.id]:
+                break
+            await asyncio.sleep(0.05)
+
+        # then the first invoice pops index 0 from the pool, the key's own address
+        assert len(stores._pools[store.id]) == POOL_SIZE
+        assert stores.allocate_address(stores.stores[store.id]) == (0, FIRST[0])
+    finally:
+        await db.close()
