@@ -51,16 +51,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command_key](args)
     except ConfigError as exc:
-        print(f"chainpay: config error: {exc}", file=sys.stderr)
+        _fail(f"chainpay: config error: {exc}")
         return 2
     except (UsageError, ValidationError, ConflictError, NotFoundError) as exc:
-        print(f"chainpay: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        _fail(f"chainpay: {getattr(exc, 'message', exc)}")
         return 2
     except StoreError as exc:
-        print(f"chainpay: {exc}", file=sys.stderr)
+        _fail(f"chainpay: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _fail(message: str) -> None:
+    """The last line on stderr: log lines still buffered go out first."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    print(message, file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
