@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -39,8 +41,10 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         elapsed = time.perf_counter() - started
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        metrics.API_REQUESTS.labels(route, request.method, str(status)).inc()
-        metrics.API_SECONDS.labels(route, request.method).observe(elapsed)
+        method = request.method if request.method in _METHODS else "OTHER"
+        count, seconds = _series(route, method, status)
+        count.inc()
+        seconds.observe(elapsed)
         if route != "/metrics":
             note, fields = request.get(LOG_NOTE, ("", {}))
             log.info(
@@ -52,6 +56,19 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
                 f" {note}" if note else "",
                 extra={"request_id": request_id, "status": status, "route": route, **fields},
             )
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@functools.cache
+def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram of one (route, method, status): looked up
+    once, since route templates, methods and statuses are few."""
+    return (
+        metrics.API_REQUESTS.labels(route, method, str(status)),
+        metrics.API_SECONDS.labels(route, method),
+    )
 
 
 def build_app(gateway: Gateway, api: bool = True) -> web.Application:

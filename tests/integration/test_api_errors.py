@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from api.app import build_app
 from api.bootstrap import Gateway
@@ -137,6 +138,23 @@ async def test_wrong_method_is_405_json(client: Client, merchant: Merchant) -> N
     response = await client.delete("/v1/invoices", headers=merchant.headers)
     assert response.status == 405
     assert (await response.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_made_up_methods_share_one_metrics_label(client: Client, merchant: Merchant) -> None:
+    # given requests with methods the API does not use (the client chooses the method)
+    for method in ("PROPFIND", "MKCOL", "PROPFIND"):
+        response = await client.request(method, "/v1/invoices", headers=merchant.headers)
+        assert response.status == 405
+
+    # then the request counter has one "OTHER" series for them, not one per invented method
+    before = REGISTRY.get_sample_value(
+        "chainpay_api_requests_total",
+        {"route": "unmatched", "method": "OTHER", "status": "405"},
+    )
+    assert before is not None and before >= 3
+    for method in ("PROPFIND", "MKCOL"):
+        labels = {"route": "unmatched", "method": method, "status": "405"}
+        assert REGISTRY.get_sample_value("chainpay_api_requests_total", labels) is None
 
 
 # -- property test: arbitrary JSON against a live server never gives a 5xx ---------------------
