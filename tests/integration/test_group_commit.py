@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import duckdb
@@ -69,3 +70,47 @@ async def test_a_write_is_answered_only_once_durable(db: Database, tmp_path: Pat
 
     # then the write is there
     assert found == [("durable",)]
+
+
+def transaction_id(conn: duckdb.DuckDBPyConnection) -> int:
+    row = conn.execute("SELECT txid_current()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_after_a_big_batch_the_next_one_waits_for_the_rest_of_the_wave(
+    db: Database,
+) -> None:
+    # given a writer that just committed a batch of 16 (a window long enough for a slow CI):
+    # the 16 queue up while the writer is held inside another transaction
+    db.linger = 0.5
+    gate = threading.Event()
+    held = asyncio.ensure_future(db.write(lambda c: gate.wait(10)))
+    await asyncio.sleep(0.05)
+    wave = [asyncio.ensure_future(db.write(transaction_id)) for _ in range(16)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await held
+    assert len(set(await asyncio.gather(*wave))) == 1
+
+    # when the next wave arrives in two parts, 50 ms apart
+    lead = asyncio.ensure_future(db.write(transaction_id))
+    await asyncio.sleep(0.05)
+    rest = await asyncio.gather(*(db.write(transaction_id) for _ in range(11)))
+
+    # then the first request waited for the others: all twelve share one transaction
+    assert {await lead, *rest} == {rest[0]}
+
+
+async def test_a_lone_request_is_never_held_for_company(db: Database) -> None:
+    # given a writer whose previous batch held one job
+    db.linger = 0.5
+    await db.write(transaction_id)
+
+    # when one request comes, then another 100 ms later
+    lone = asyncio.ensure_future(db.write(transaction_id))
+    await asyncio.sleep(0.1)
+    later = await db.write(transaction_id)
+
+    # then the first committed on its own, without waiting for the second
+    assert lone.done() and await lone != later
