@@ -114,3 +114,26 @@ async def test_a_lone_request_is_never_held_for_company(db: Database) -> None:
 
     # then the first committed on its own, without waiting for the second
     assert lone.done() and await lone != later
+
+
+async def test_a_large_wal_is_checkpointed_in_a_lull_not_in_a_burst(
+    db: Database, tmp_path: Path
+) -> None:
+    # given a writer that checkpoints any WAL once nothing was written for 200 ms
+    db.checkpoint_bytes, db.lull = 1, 0.2
+    wal = tmp_path / "gc.duckdb.wal"
+
+    # when rows are written in a burst of transactions 50 ms apart
+    for k in range(5):
+        await db.append([Append("t", ("k", "v"), (100 + k, "burst"))])
+        await asyncio.sleep(0.05)
+        # then no checkpoint runs inside the burst: the WAL keeps growing
+        assert wal.exists() and wal.stat().st_size > 0
+
+    # and once the writes stop, the WAL is folded into the file, every row kept
+    for _ in range(100):
+        if not wal.exists() or wal.stat().st_size == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert [k for k, _ in rows(db)] == [100, 101, 102, 103, 104]
