@@ -136,8 +136,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def serve(gateway: Gateway, host: str, port: int, api: bool = True) -> None:
-    """Run until SIGINT/SIGTERM: HTTP site, admin socket and background loops."""
+async def serve(
+    gateway: Gateway,
+    host: str,
+    port: int,
+    api: bool = True,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM: HTTP site, admin socket and background loops.
+
+    `on_ready` is called once the HTTP site accepts connections (`chainpay dev` prints its
+    banner then, so every URL it shows already answers).
+    """
     app = build_app(gateway, api=api)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -159,6 +169,8 @@ async def serve(gateway: Gateway, host: str, port: int, api: bool = True) -> Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if on_ready is not None:  # listening, and Ctrl-C is handled from here on
+        on_ready()
     try:
         await stop.wait()
     finally:

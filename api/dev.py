@@ -155,11 +155,15 @@ async def _run(gateway: Gateway, state: DevState, directory: Path, anvil: Any, s
     try:
         await ensure_demo_store(gateway, state)
         state.save(directory)
-        print(banner(state, directory, anvil.ws_url), flush=True)
     except BaseException:
         await gateway.close()
         raise
-    await serve(gateway, HOST, int(state.gateway_url.rsplit(":", 1)[1]))
+    await serve(
+        gateway,
+        HOST,
+        int(state.gateway_url.rsplit(":", 1)[1]),
+        on_ready=lambda: print(banner(state, directory, anvil.ws_url), flush=True),
+    )
 
 
 async def ensure_demo_store(gateway: Gateway, state: DevState) -> None:
