@@ -243,3 +243,31 @@ async def test_pre_derived_addresses_match_derivation_across_pool_refills(
     assert len(rows) == 640
     assert all(address == key.address(index) for index, address in rows)
     assert {index for index, _ in rows} == set(range(640))
+
+
+async def test_a_uint256_amount_is_stored_and_shown_to_the_last_wei(
+    client: Client, merchant: Merchant, gateway: Gateway
+) -> None:
+    # given the largest amount a uint256 holds, in ETH with 18 decimals
+    wei = 2**256 - 1
+    amount = f"{wei // 10**18}.{wei % 10**18:018d}"
+
+    # when an invoice asks for it (its row goes in through the group commit's appender)
+    response = await create(
+        client, merchant, {"network": "ethereum", "asset": "ETH", "amount": amount}
+    )
+    body = await response.json()
+    assert response.status == 201, body
+
+    # then the API, the stored row and the payment URI carry it exactly
+    assert body["amount"] == amount
+    fetched = await (
+        await client.get(f"/v1/invoices/{body['id']}", headers=merchant.headers)
+    ).json()
+    assert fetched["amount"] == amount and fetched["payment_uri"].endswith(f"?value={wei}")
+    row = await gateway.db.read(
+        lambda c: c.execute(
+            "SELECT amount::VARCHAR FROM invoices WHERE id = ?", [body["id"]]
+        ).fetchone()
+    )
+    assert row == (str(wei),)
