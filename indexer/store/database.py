@@ -196,9 +196,8 @@ class Database:
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer, close the connection."""
-        self._closed = True
         with self._queued:
-            self._stopping = True
+            self._closed = self._stopping = True
             self._queued.notify()
         if self._writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
@@ -244,10 +243,10 @@ class Database:
     async def _submit(
         self, fn: Callable[[Connection], Any] | None, kind: str, appends: Sequence[Append]
     ) -> Any:
-        if self._closed:
-            raise StoreError("database is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         with self._queued:
+            if self._closed:  # under the lock: a job queued after the writer stopped would hang
+                raise StoreError("database is closed")
             self._queue.append(_Job(fn, future, kind, appends))
             if self._writer is None:
                 self._writer = threading.Thread(
@@ -271,31 +270,12 @@ class Database:
     def _write_forever(self) -> None:
         """The writer thread: commit everything queued as one batch, answer it, repeat."""
         last = 0  # the size of the previous batch
-        written = False  # since the last look at the WAL
-        while True:
-            with self._queued:
-                if written and not self._queue and not self._stopping:
-                    self._queued.wait(self.lull)
-                    lull = not self._queue and not self._stopping
-                else:
-                    lull = False
-            if lull:
-                written = False
-                self._checkpoint_if_large()
-                continue
-            with self._queued:
-                while not self._queue and not self._stopping:
-                    self._queued.wait()
-                if not self._queue:  # stopping, and everything queued is committed
-                    return
-                self._linger(last * 3 // 4)
-                jobs, self._queue = self._queue, []
-                last = len(jobs)
+        while (jobs := self._next_batch(last)) is not None:
+            last = len(jobs)
             try:
                 outcomes = self._commit_batch(jobs)
             except BaseException as exc:  # never leave a caller waiting on a dead thread
                 outcomes = [(False, exc)] * len(jobs)
-            written = True
             loops = {job.future.get_loop() for job in jobs}
             for loop in loops:
                 mine = [
@@ -305,6 +285,27 @@ class Database:
                 ]
                 with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                     loop.call_soon_threadsafe(self._answer, mine)
+
+    def _next_batch(self, last: int) -> list[_Job] | None:
+        """The next jobs to commit; None once stopping with nothing queued.
+
+        After a batch (`last` > 0), a lull of `lull` seconds is used to checkpoint a large WAL.
+        """
+        with self._queued:
+            lull = False
+            if last and not self._queue and not self._stopping:
+                self._queued.wait(self.lull)
+                lull = not self._queue and not self._stopping
+        if lull:
+            self._checkpoint_if_large()
+        with self._queued:
+            while not self._queue and not self._stopping:
+                self._queued.wait()
+            if not self._queue:  # stopping, and everything queued is committed
+                return None
+            self._linger(last * 3 // 4)
+            jobs, self._queue = self._queue, []
+            return jobs
 
     def _checkpoint_if_large(self) -> None:
         """In a lull, fold a large WAL into the database file.
