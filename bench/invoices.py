@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.api import TEST_XPUB, write_config  # noqa: E402
-from tests.support.process import CHAINPAY, free_port, run, wait_http  # noqa: E402
+from tests.support.process import free_port, wait_http  # noqa: E402
 
 TRIVIAL = """
 import sys
@@ -86,6 +86,28 @@ def derivations_per_second(n: int = 5000) -> float:
     return n / (time.perf_counter() - started)
 
 
+def start_gateway(tree: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`chainpay serve` of the code in `tree` on a fresh DuckDB file with one store.
+
+    Runs `python -m api.cli` from `tree`, so that tree's code runs (bench/invoices_versus.py
+    starts an earlier commit's this way). Returns the process, the create URL and the API key.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="chainpay-bench-"))
+    config = write_config(tmp)
+    cli = [sys.executable, "-m", "api.cli", "--config", str(config)]
+    created = subprocess.run(
+        [*cli, "store", "create", "--name", "bench", "--evm-xpub", TEST_XPUB, "--json"],
+        cwd=tree, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    port = free_port()
+    process = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)],
+        cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_http(f"http://127.0.0.1:{port}/healthz", process)
+    return process, f"http://127.0.0.1:{port}/v1/invoices", json.loads(created.stdout)["api_key"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=2000)
@@ -93,29 +115,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="chainpay-bench-"))
-    config = write_config(tmp)
-    created = run(
-        "--config",
-        str(config),
-        "store",
-        "create",
-        "--name",
-        "bench",
-        "--evm-xpub",
-        TEST_XPUB,
-        "--json",
-    )
-    key = json.loads(created.stdout)["api_key"]
-    gw_port, trivial_port = free_port(), free_port()
-    gateway = subprocess.Popen(
-        [CHAINPAY, "--config", str(config), "serve", "--port", str(gw_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    gateway, gateway_url, key = start_gateway(ROOT)
+    trivial_port = free_port()
     trivial = subprocess.Popen([sys.executable, "-c", TRIVIAL, str(trivial_port)])
     try:
-        wait_http(f"http://127.0.0.1:{gw_port}/healthz", gateway)
         time.sleep(0.5)
         print(f"derivations/s (bip-utils + coincurve, one core): {derivations_per_second():,.0f}")
         print(f"{'target':<10} {'conc':>4} {'count':>6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
@@ -125,9 +128,7 @@ def main() -> None:
                 t_rate, t_lat = asyncio.run(
                     drive(f"http://127.0.0.1:{trivial_port}/v1/invoices", key, args.count, conc)
                 )
-                g_rate, g_lat = asyncio.run(
-                    drive(f"http://127.0.0.1:{gw_port}/v1/invoices", key, args.count, conc)
-                )
+                g_rate, g_lat = asyncio.run(drive(gateway_url, key, args.count, conc))
                 ratios.setdefault(conc, []).append(g_rate / t_rate)
                 for name, rate, lat in (("trivial", t_rate, t_lat), ("chainpay", g_rate, g_lat)):
                     print(

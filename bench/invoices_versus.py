@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import subprocess
 import sys
@@ -26,27 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.invoices import TRIVIAL, drive  # noqa: E402
-from tests.support.api import TEST_XPUB, write_config  # noqa: E402
-from tests.support.process import free_port, wait_http  # noqa: E402
-
-
-def start(tree: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    """`python -m api.cli serve` with `tree` first on sys.path: that tree's code runs."""
-    tmp = Path(tempfile.mkdtemp(prefix="chainpay-versus-"))
-    config = write_config(tmp)
-    cli = [sys.executable, "-m", "api.cli", "--config", str(config)]
-    created = subprocess.run(
-        [*cli, "store", "create", "--name", "bench", "--evm-xpub", TEST_XPUB, "--json"],
-        cwd=tree, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    port = free_port()
-    process = subprocess.Popen(
-        [*cli, "serve", "--port", str(port)],
-        cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_http(f"http://127.0.0.1:{port}/healthz", process)
-    return process, f"http://127.0.0.1:{port}/v1/invoices", json.loads(created.stdout)["api_key"]
+from bench.invoices import TRIVIAL, drive, start_gateway  # noqa: E402
+from tests.support.process import free_port  # noqa: E402
 
 
 def main() -> None:
@@ -64,9 +44,9 @@ def main() -> None:
     )
     processes = []
     try:
-        base = start(worktree)
+        base = start_gateway(worktree)
         processes.append(base[0])
-        this = start(ROOT)
+        this = start_gateway(ROOT)
         processes.append(this[0])
         trivial_port = free_port()
         processes.append(subprocess.Popen([sys.executable, "-c", TRIVIAL, str(trivial_port)]))
