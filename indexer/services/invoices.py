@@ -26,6 +26,7 @@ from indexer.domain.money import parse_amount
 from indexer.domain.records import Invoice
 from indexer.domain.view import invoice_view
 from indexer.services.events import invoice_event_from_view
+from indexer.services.pagination import own_cursor
 from indexer.services.stores import Store, StoreService
 from indexer.store import events as event_queries
 from indexer.store import idempotency
@@ -213,17 +214,12 @@ class InvoiceService:
         def read(conn: Connection) -> tuple[list[Invoice], bool, dict[str, list[Any]]]:
             cursor = None
             if starting_after is not None:
-                cursor = (
+                found = (
                     queries.get_invoice(conn, starting_after)
                     if looks_like("inv", starting_after)
                     else None
                 )
-                if cursor is None or cursor.store_id != store_id:
-                    raise ValidationError(
-                        "invalid_cursor",
-                        "starting_after is not an invoice of this store",
-                        "starting_after",
-                    )
+                cursor = own_cursor(found, store_id, "an invoice")
             items, has_more = queries.list_invoices(conn, store_id, limit, status, order_id, cursor)
             return items, has_more, queries.payments_for(conn, [i.id for i in items])
 

@@ -20,6 +20,7 @@ from indexer.domain.invoice import EventType
 from indexer.domain.signing import new_secret
 from indexer.domain.view import iso
 from indexer.services.events import event_row
+from indexer.services.pagination import own_cursor
 from indexer.store import events as event_queries
 from indexer.store import webhooks as queries
 from indexer.store.database import Connection, Database
@@ -363,12 +364,7 @@ class WebhookService:
             reverse=True,
         )
         if starting_after is not None:
-            cursor = self.endpoints.get(starting_after)
-            if cursor is None or cursor.store_id != store_id:
-                raise ValidationError(
-                    "invalid_cursor", "starting_after is not an endpoint of this store",
-                    "starting_after",
-                )  # fmt: skip
+            cursor = own_cursor(self.endpoints.get(starting_after), store_id, "an endpoint")
             mine = [e for e in mine if (e.created_at, e.id) < (cursor.created_at, cursor.id)]
         return [endpoint_view(e) for e in mine[:limit]], len(mine) > limit
 
@@ -385,12 +381,8 @@ class WebhookService:
         def read(conn: Connection) -> tuple[list[dict[str, Any]], bool]:
             after = None
             if starting_after is not None:
-                after = queries.get_delivery(conn, starting_after)
-                if after is None or after.store_id != store_id:
-                    raise ValidationError(
-                        "invalid_cursor", "starting_after is not a delivery of this store",
-                        "starting_after",
-                    )  # fmt: skip
+                found = queries.get_delivery(conn, starting_after)
+                after = own_cursor(found, store_id, "a delivery")
             rows, more = queries.list_deliveries(
                 conn, store_id, limit, endpoint_id=endpoint_id, event_id=event_id, after=after
             )
@@ -421,17 +413,12 @@ class WebhookService:
         def read(conn: Connection) -> tuple[list[EventRow], bool]:
             before = None
             if starting_after is not None:
-                cursor = (
+                found = (
                     event_queries.get_event(conn, starting_after)
                     if looks_like("evt", starting_after)
                     else None
                 )
-                if cursor is None or cursor.store_id != store_id:
-                    raise ValidationError(
-                        "invalid_cursor", "starting_after is not an event of this store",
-                        "starting_after",
-                    )  # fmt: skip
-                before = cursor.seq
+                before = own_cursor(found, store_id, "an event").seq
             return event_queries.list_events(conn, store_id, limit, type_, invoice_id, before)
 
         rows, more = await self.db.read(read)

@@ -195,3 +195,37 @@ async def test_endpoint_paths_are_in_the_openapi_document(webhook_harness: Harne
     ]:
         assert path in document["paths"], path
     assert "WebhookEndpoint" in document["components"]["schemas"]
+
+
+async def test_a_cursor_from_another_store_or_nowhere_is_a_400_on_every_list(
+    webhook_harness: HarnessFactory,
+) -> None:
+    # given another store with an endpoint, an event and a delivery of its own
+    h = await webhook_harness(start=False)
+    other = await h.new_merchant()
+    theirs = await h.endpoint(URL, merchant=other)
+    [event_id] = await h.insert_events(1, merchant=other)
+    status, _ = await h.call("POST", f"/v1/webhook-endpoints/{theirs['id']}/test", merchant=other)
+    assert status < 300
+    status, log = await h.call(
+        "GET", f"/v1/webhook-endpoints/{theirs['id']}/deliveries", merchant=other
+    )
+    assert status == 200 and log["data"], log
+    mine = await h.endpoint(URL)
+
+    # when this store pages its lists from those objects, or from ids that name nothing
+    for path, noun, foreign in (
+        ("/v1/webhook-endpoints", "an endpoint", theirs["id"]),
+        ("/v1/events", "an event", event_id),
+        (f"/v1/webhook-endpoints/{mine['id']}/deliveries", "a delivery", log["data"][0]["id"]),
+    ):
+        for cursor in (foreign, "nothing_here"):
+            status, body = await h.call("GET", f"{path}?starting_after={cursor}")
+
+            # then each answers 400 on the field, the same for both: nothing leaks
+            assert status == 400, (path, body)
+            assert body["error"] == {
+                "code": "invalid_cursor",
+                "message": f"starting_after is not {noun} of this store",
+                "field": "starting_after",
+            }
