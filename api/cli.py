@@ -22,24 +22,17 @@ from aiohttp import web
 from api import admin, copies, dev
 from api.app import build_app
 from api.bootstrap import Gateway, background_loops
+from api.command import Handler, UsageError, call_admin, settings_from
 from api.logs import configure_logging
 from indexer import deriver
-from indexer.config import ConfigError, Settings, load_settings
+from indexer.config import ConfigError, Settings
 from indexer.domain.clock import SystemClock
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
 from indexer.services.stores import StoreService
 from indexer.store.database import Database, DatabaseLocked, StoreError
 
 log = logging.getLogger("chainpay")
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-EXTRA_PARSERS: list[Callable[[Any], None]] = []  # other modules add subcommands (dev, backup, …)
-EXTRA_PARSERS.append(copies.add_parsers)  # export, backup, restore
-EXTRA_PARSERS.append(dev.add_dev_parser)  # dev, dev pay
-COMMANDS.update({"dev": dev.cmd_dev, "dev pay": dev.cmd_dev_pay})
-
-
-class UsageError(Exception):
-    """Bad input on the command line: exit 2."""
+COMMANDS: dict[str, Handler] = {}  # filled by build_parser(), never at import
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,16 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", help="run the API, chain indexer and webhook dispatcher")
-    serve.add_argument("--host", help="listen address (default from config, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default from config, 8080)")
-    serve.add_argument(
+    serve_parser = sub.add_parser("serve", help="run the API, chain indexer and webhook dispatcher")
+    serve_parser.add_argument("--host", help="listen address (default from config, 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="listen port (default from config, 8080)")
+    serve_parser.add_argument(
         "--no-api",
         action="store_true",
         help="indexer and dispatcher only (still serves /metrics, /healthz, /readyz)",
     )
-    serve.add_argument("--migrate", action="store_true", help="apply pending migrations first")
-    serve.set_defaults(command_key="serve")
+    serve_parser.add_argument(
+        "--migrate", action="store_true", help="apply pending migrations first"
+    )
+    serve_parser.set_defaults(command_key="serve")
     COMMANDS["serve"] = cmd_serve
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
@@ -114,13 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke.set_defaults(command="key", command_key="key revoke")
     COMMANDS["key revoke"] = cmd_key_revoke
 
-    for add in EXTRA_PARSERS:
-        add(sub)
+    COMMANDS.update(copies.add_parsers(sub))  # export, backup, restore
+    COMMANDS.update(dev.add_parsers(sub, serve))  # dev, dev pay: on the same serve loop
     return parser
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config)
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -215,19 +206,6 @@ def _offline(
         asyncio.run(db.close())
 
 
-def _online(settings: Settings, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    try:
-        status, body = asyncio.run(admin.call(settings.database, path, payload))
-    except OSError:
-        raise StoreError(
-            f"{settings.database} is locked by another process and no chainpay admin socket answers"
-        ) from None
-    if status >= 400:
-        error = body.get("error", {})
-        raise UsageError(error.get("message", f"failed with HTTP {status}"))
-    return body
-
-
 def cmd_store_create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
@@ -237,7 +215,7 @@ def cmd_store_create(args: argparse.Namespace) -> int:
         )
         return {"store_id": store.id, "api_key": key.secret, "key_id": key.key_id}
 
-    result = _offline(settings, offline) or _online(
+    result = _offline(settings, offline) or call_admin(
         settings, "/admin/stores", {"name": args.name, "evm_xpub": args.evm_xpub}
     )
     _print_key(result, args.json, f"Created store {result['store_id']} ({args.name}).")
@@ -251,7 +229,9 @@ def cmd_key_create(args: argparse.Namespace) -> int:
         key, _ = db.write_sync(lambda c: service.create_key_tx(c, args.store_id))
         return {"store_id": key.store_id, "api_key": key.secret, "key_id": key.key_id}
 
-    result = _offline(settings, offline) or _online(settings, f"/admin/stores/{args.store_id}/keys")
+    result = _offline(settings, offline) or call_admin(
+        settings, f"/admin/stores/{args.store_id}/keys"
+    )
     if args.json:  # unlike `store create`, the key id is printed: it is what `key revoke` takes
         print(json.dumps({k: result[k] for k in ("store_id", "key_id", "api_key")}))
         return 0
@@ -266,7 +246,7 @@ def cmd_key_revoke(args: argparse.Namespace) -> int:
         db.write_sync(lambda c: service.revoke_key_tx(c, args.key_id))
         return {"key_id": args.key_id}
 
-    _offline(settings, offline) or _online(settings, f"/admin/keys/{args.key_id}/revoke")
+    _offline(settings, offline) or call_admin(settings, f"/admin/keys/{args.key_id}/revoke")
     print(f"Revoked API key {args.key_id}.")
     return 0
 

@@ -14,15 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.command import Handler, UsageError, call_admin, settings_from
 from indexer.store.backup import RESTORE_ADDRESS_GAP, backup_file, restore_file
 from indexer.store.database import DatabaseLocked, open_connection
 from indexer.store.export import write_snapshot
 
 
-def add_parsers(sub: Any) -> None:
-    """Registered in api.cli.EXTRA_PARSERS."""
-    from api.cli import COMMANDS
-
+def add_parsers(sub: Any) -> dict[str, Handler]:
+    """Add export, backup and restore to `sub`; return their handlers by command key."""
     export = sub.add_parser(
         "export", help="write a consistent Parquet copy of the analyst tables (safe while serving)"
     )
@@ -31,7 +30,6 @@ def add_parsers(sub: Any) -> None:
     )
     export.add_argument("--json", action="store_true", help="print the snapshot summary as JSON")
     export.set_defaults(command_key="export")
-    COMMANDS["export"] = cmd_export
 
     backup = sub.add_parser(
         "backup", help="write a consistent copy of the database to a new file (safe while serving)"
@@ -39,7 +37,6 @@ def add_parsers(sub: Any) -> None:
     backup.add_argument("out_file", metavar="OUT_FILE", help="the backup file to create")
     backup.add_argument("--json", action="store_true", help="print the backup summary as JSON")
     backup.set_defaults(command_key="backup")
-    COMMANDS["backup"] = cmd_backup
 
     restore = sub.add_parser(
         "restore", help="replace the database by a backup (the gateway must be stopped)"
@@ -56,19 +53,17 @@ def add_parsers(sub: Any) -> None:
         "--force", action="store_true", help="replace an existing database (kept as <file>.bak)"
     )
     restore.set_defaults(command_key="restore")
-    COMMANDS["restore"] = cmd_restore
+    return {"export": cmd_export, "backup": cmd_backup, "restore": cmd_restore}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from api.cli import _online, settings_from
-
     settings = settings_from(args)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out or f"chainpay-export-{stamp}").resolve()
     try:
         conn = open_connection(settings.database, read_only=True)
     except DatabaseLocked:
-        summary = _online(settings, "/admin/export", {"out": str(out)})
+        summary = call_admin(settings, "/admin/export", {"out": str(out)})
     else:
         try:
             summary = write_snapshot(conn, out)
@@ -84,14 +79,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from api.cli import _online, settings_from
-
     settings = settings_from(args)
     out = Path(args.out_file).resolve()
     try:
         summary = backup_file(settings.database, out)
     except DatabaseLocked:
-        summary = _online(settings, "/admin/backup", {"out": str(out)})
+        summary = call_admin(settings, "/admin/backup", {"out": str(out)})
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -104,8 +97,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from api.cli import UsageError, settings_from
-
     settings = settings_from(args)
     if settings.database.exists() and not args.force:
         raise UsageError(

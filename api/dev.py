@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import shutil
 import signal
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,7 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 
 from api.bootstrap import Gateway
+from api.command import Handler
 from api.logs import configure_logging
 from indexer.config import load_settings
 from indexer.domain.errors import ValidationError
@@ -49,6 +51,7 @@ CONFIRMATIONS = 3
 USDT_DECIMALS = 6
 FAUCET_USDT = 1_000_000 * 10**USDT_DECIMALS  # minted to each customer account
 HOST = "127.0.0.1"
+ServeLoop = Callable[..., Awaitable[None]]  # api.cli.serve
 
 
 class DevError(Exception):
@@ -84,7 +87,12 @@ class DevState:
 
 
 # -- command line --------------------------------------------------------------------------------
-def add_dev_parser(sub: Any) -> None:
+def add_parsers(sub: Any, serve: ServeLoop) -> dict[str, Handler]:
+    """Add dev and dev pay to `sub`; return their handlers by command key.
+
+    `serve` is api.cli's serve loop, passed in so the dev gateway runs exactly as
+    `chainpay serve` does without this module importing api.cli.
+    """
     dev = sub.add_parser(
         "dev", help="run the gateway on a local dev chain (anvil) with a demo store and test USDT"
     )
@@ -98,11 +106,12 @@ def add_dev_parser(sub: Any) -> None:
     pay.add_argument("--amount", help="decimal amount to send (default: what is still due)")
     pay.add_argument("--dir", default=argparse.SUPPRESS, help="dev directory (default ./.dev)")
     pay.set_defaults(command_key="dev pay")
+    return {"dev": functools.partial(cmd_dev, serve=serve), "dev pay": cmd_dev_pay}
 
 
-def cmd_dev(args: argparse.Namespace) -> int:
+def cmd_dev(args: argparse.Namespace, serve: ServeLoop) -> int:
     try:
-        return run_dev(Path(args.dir), args.port)
+        return run_dev(Path(args.dir), args.port, serve)
     except DevError as exc:
         print(f"chainpay dev: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -119,9 +128,7 @@ def cmd_dev_pay(args: argparse.Namespace) -> int:
 
 
 # -- chainpay dev --------------------------------------------------------------------------------
-def run_dev(directory: Path, port: int) -> int:
-    from api.cli import serve  # the same serve loop as `chainpay serve`
-
+def run_dev(directory: Path, port: int, serve: ServeLoop) -> int:
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     anvil_bin = find_anvil()
@@ -151,7 +158,9 @@ def run_dev(directory: Path, port: int) -> int:
     return 0
 
 
-async def _run(gateway: Gateway, state: DevState, directory: Path, anvil: Any, serve: Any) -> None:
+async def _run(
+    gateway: Gateway, state: DevState, directory: Path, anvil: Any, serve: ServeLoop
+) -> None:
     try:
         await ensure_demo_store(gateway, state)
         state.save(directory)
