@@ -1,7 +1,9 @@
 """The invoice state machine: one pure function from invoice + payments + clock to state and events.
 
 Status axis: new -> pending -> paid, or new/pending -> expired (and expired -> paid when the
-money completes within the monitoring window). Exception axis: underpaid, overpaid, paid_late.
+money completes within the monitoring window). Exception axis: underpaid, overpaid, paid_late,
+settled by confirmed money only: money still confirming is never reported as a shortfall or a
+surplus.
 `docs/invoice-states.md` draws it. Nothing here does I/O, so every rule is unit-tested by table.
 """
 
@@ -117,22 +119,28 @@ def _next_status(
     if invoice.status is Status.PAID:
         # Paid is final: a reorg deeper than the confirmation depth is flagged, never rewritten.
         flagged = invoice.reorg_flagged or confirmed < invoice.amount
-        exception = invoice.exception
-        if exception is None and received > invoice.amount:
-            exception = InvoiceException.OVERPAID
-        return Status.PAID, exception, flagged
+        late = invoice.exception is InvoiceException.PAID_LATE
+        return Status.PAID, _paid_exception(invoice, confirmed, late), flagged
     if confirmed >= invoice.amount:
-        if on_time < invoice.amount:
-            return Status.PAID, InvoiceException.PAID_LATE, False
-        if confirmed > invoice.amount:
-            return Status.PAID, InvoiceException.OVERPAID, False
-        return Status.PAID, None, False
+        return Status.PAID, _paid_exception(invoice, confirmed, on_time < invoice.amount), False
     # Money seen in time that covers the amount waits for its confirmations instead of expiring.
     if now >= invoice.expires_at and on_time < invoice.amount:
-        return Status.EXPIRED, (InvoiceException.UNDERPAID if received else None), False
+        # A shortfall is settled only once no counted money is still confirming: pending money
+        # may yet complete the invoice (paid late) or vanish in a reorg.
+        settled = received == confirmed
+        underpaid = settled and confirmed > 0
+        return Status.EXPIRED, (InvoiceException.UNDERPAID if underpaid else None), False
     if received:
         return Status.PENDING, None, False
     return Status.NEW, None, False
+
+
+def _paid_exception(invoice: InvoiceState, confirmed: int, late: bool) -> InvoiceException | None:
+    """Paid late is how it was paid and stays; overpaid follows the confirmed surplus, so extra
+    money still confirming never sets it and a reorg that removes the surplus clears it."""
+    if late:
+        return InvoiceException.PAID_LATE
+    return InvoiceException.OVERPAID if confirmed > invoice.amount else None
 
 
 def _events(old: InvoiceState, new: InvoiceState) -> tuple[EventType, ...]:
