@@ -71,6 +71,8 @@ class Checkout:
             "amount": view["amount"],
             "amount_due": view["amount_due"],
             "amount_received": view["amount_received"],
+            "amount_confirmed": view["amount_confirmed"],
+            "amount_pending": view["amount_pending"],
             "asset": view["asset"],
             "network": {"name": self.network.name, "title": self.network.display_name},
             "address": view["address"],
@@ -98,11 +100,14 @@ class Checkout:
 
 
 def page_state(invoice: Invoice) -> str:
-    """What the page says: waiting, partial, detected, paid, paid_late, expired, underpaid."""
+    """What the page says: waiting, partial, detected, paid, paid_late, expired, confirming
+    (expired while money is still confirming: no shortfall can be told yet), underpaid."""
     if invoice.status is Status.PAID:
         return "paid_late" if invoice.exception is InvoiceException.PAID_LATE else "paid"
     if invoice.status is Status.EXPIRED:
-        return "underpaid" if invoice.amount_received else "expired"
+        if invoice.amount_received > invoice.amount_confirmed:
+            return "confirming"
+        return "underpaid" if invoice.exception is InvoiceException.UNDERPAID else "expired"
     if invoice.status is Status.PENDING:
         return "partial" if invoice.amount_received < invoice.amount else "detected"
     return "waiting"

@@ -94,6 +94,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
             "amount": _DECIMAL,
             "amount_received": _DECIMAL,
             "amount_confirmed": _DECIMAL,
+            "amount_pending": _DECIMAL,
             "amount_due": _DECIMAL,
             "address": {"type": "string", "description": "EIP-55 deposit address"},
             "payment_uri": {"type": "string", "description": "EIP-681"},

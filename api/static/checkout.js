@@ -11,7 +11,7 @@
   var pollMs = Number(root.getAttribute("data-poll-seconds") || "2") * 1000;
   var redirectMs = Number(root.getAttribute("data-redirect-seconds") || "5") * 1000;
   var OPEN = { waiting: true, partial: true }; // money still due: show how to pay
-  var EXPIRED = { expired: true, underpaid: true };
+  var EXPIRED = { expired: true, underpaid: true }; // "confirming" polls at the normal pace
   var FINAL = { paid: true, paid_late: true };
   var state = root.getAttribute("data-state");
   var dueEl = document.getElementById("amount-value");
@@ -93,12 +93,13 @@
     });
     setField("amount_due", s.amount_due);
     setField("amount_received", s.amount_received);
+    setField("amount_confirmed", s.amount_confirmed);
+    setField("amount_pending", s.amount_pending);
     setField("confirmations", s.confirmations.current);
-    var progress = root.querySelector('[data-field="progress"]');
-    if (progress) {
-      progress.max = s.confirmations.required;
-      progress.value = s.confirmations.current;
-    }
+    Array.prototype.forEach.call(root.querySelectorAll('[data-field="progress"]'), function (bar) {
+      bar.max = s.confirmations.required;
+      bar.value = s.confirmations.current;
+    });
     document.getElementById("pay").hidden = !OPEN[state];
     Array.prototype.forEach.call(root.querySelectorAll("[data-when]"), function (el) {
       el.hidden = (el.getAttribute("data-when") === "open") !== Boolean(OPEN[state]);

@@ -19,6 +19,30 @@ def iso(moment: datetime | None) -> str | None:
     return text.replace("+00:00", "Z")
 
 
+def amount_text(network: Network, symbol: str, units: int) -> str:
+    """`12.5 USDT`: base units as the asset's decimal string, for logs and messages."""
+    asset = network.asset(symbol)
+    if asset is None:  # not configured (any more): say plainly that these are base units
+        return f"{units} base units of {symbol}"
+    return f"{format_amount(units, asset.decimals)} {symbol}"
+
+
+def state_text(invoice: Invoice, network: Network) -> str:
+    """`expired: 0 of 10 USDT confirmed, 10 USDT pending` (the exception in brackets if any)."""
+    exception = f" ({invoice.exception.value})" if invoice.exception else ""
+    confirmed = format_amount(invoice.amount_confirmed, _decimals(network, invoice.asset))
+    pending = amount_text(
+        network, invoice.asset, invoice.amount_received - invoice.amount_confirmed
+    )
+    total = amount_text(network, invoice.asset, invoice.amount)
+    return f"{invoice.status.value}{exception}: {confirmed} of {total} confirmed, {pending} pending"
+
+
+def _decimals(network: Network, symbol: str) -> int:
+    asset = network.asset(symbol)
+    return asset.decimals if asset is not None else 0
+
+
 def payment_uri(network: Network, asset_symbol: str, address: str, amount: int) -> str:
     """EIP-681 URI: native `ethereum:<addr>@<chain>?value=<wei>`, token `…/transfer?…`."""
     asset = network.asset(asset_symbol)
@@ -32,8 +56,10 @@ def payment_uri(network: Network, asset_symbol: str, address: str, amount: int) 
 def invoice_view(
     invoice: Invoice, payments: Sequence[Payment], network: Network, public_url: str
 ) -> dict[str, Any]:
-    asset = network.asset(invoice.asset)
-    decimals = asset.decimals if asset is not None else 0
+    decimals = _decimals(network, invoice.asset)
+    # Still to send: money already in blocks is not asked for twice, even while it confirms.
+    # Whether a shortfall is settled is the exception's job (underpaid only once nothing is
+    # pending), never a reading of this number alone.
     due = max(invoice.amount - invoice.amount_received, 0)
     return {
         "id": invoice.id,
@@ -45,6 +71,9 @@ def invoice_view(
         "amount": format_amount(invoice.amount, decimals),
         "amount_received": format_amount(invoice.amount_received, decimals),
         "amount_confirmed": format_amount(invoice.amount_confirmed, decimals),
+        "amount_pending": format_amount(
+            invoice.amount_received - invoice.amount_confirmed, decimals
+        ),
         "amount_due": format_amount(due, decimals),
         "address": invoice.address,
         "payment_uri": payment_uri(network, invoice.asset, invoice.address, invoice.amount),
@@ -64,8 +93,7 @@ def invoice_view(
 
 
 def _payment_view(payment: Payment, network: Network) -> dict[str, Any]:
-    asset = network.asset(payment.asset)
-    decimals = asset.decimals if asset is not None else 0
+    decimals = _decimals(network, payment.asset)
     return {
         "tx_hash": payment.tx_hash,
         "log_index": payment.log_index,

@@ -206,7 +206,7 @@ async def test_pages_carry_security_headers_and_status_reveals_no_metadata(
     assert "c@example.com" not in json.dumps(body)
     assert set(body) == {
         "id", "state", "status", "exception", "amount", "amount_due", "amount_received",
-        "asset", "network", "address", "payment_uri", "confirmations", "expires_at",
+        "amount_confirmed", "amount_pending", "asset", "network", "address", "payment_uri", "confirmations", "expires_at",
         "expires_in", "order_id", "redirect_url",
     }  # fmt: skip
     assert body["order_id"] == "A-9" and body["redirect_url"] is None
