@@ -26,6 +26,7 @@ from indexer.domain.invoice import PaymentState
 from indexer.domain.network import Network
 from indexer.domain.records import Invoice, Payment
 from indexer.domain.transfer import Transfer
+from indexer.domain.view import amount_text, state_text
 from indexer.services.evaluation import Reevaluation, reevaluate
 from indexer.store import chain as queries
 from indexer.store.chain import Cursor, StoredBlock
@@ -143,8 +144,9 @@ class BlockService:
         for payment in outcome.payments:
             metrics.PAYMENTS_MATCHED.labels(name, payment.asset).inc()
             log.info(
-                "%s: payment of %d %s to invoice %s in block %d (%s)",
-                name, payment.amount, payment.asset, payment.invoice_id, payment.block_number,
+                "%s: payment of %s to invoice %s in block %d (%s)",
+                name, amount_text(self.network, payment.asset, payment.amount),
+                payment.invoice_id, payment.block_number,
                 "counted" if payment.counted else "wrong asset, not counted",
                 extra={"invoice_id": payment.invoice_id, "network": name},
             )  # fmt: skip
@@ -155,9 +157,8 @@ class BlockService:
         result.record_metrics()
         for invoice in result.invoices:
             log.info(
-                "invoice %s is now %s%s",
-                invoice.id, invoice.status.value,
-                f" ({invoice.exception.value})" if invoice.exception else "",
+                "invoice %s is now %s",
+                invoice.id, state_text(invoice, self.network),
                 extra={"invoice_id": invoice.id, "network": invoice.network},
             )  # fmt: skip
         for event in result.events:

@@ -11,6 +11,7 @@ import logging
 
 from indexer.config import Settings
 from indexer.domain.clock import Clock
+from indexer.domain.view import state_text
 from indexer.services.evaluation import Reevaluation, reevaluate
 from indexer.store import invoices as queries
 from indexer.store.database import Connection, Database
@@ -42,7 +43,7 @@ class Expirer:
             log.info(
                 "invoice %s is now %s",
                 invoice.id,
-                invoice.status.value,
+                state_text(invoice, self.settings.networks[invoice.network]),
                 extra={"invoice_id": invoice.id, "network": invoice.network},
             )
         return result
