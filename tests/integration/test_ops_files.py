@@ -32,7 +32,12 @@ OPERATIONS_DOC = ROOT / "docs/operations.md"
 COMPOSE_CONFIG = ROOT / "ops/chainpay.compose.toml"
 LAPTOP_CONFIG = ROOT / "ops/chainpay.laptop.toml"
 
-NODE_SERVICES = {"geth", "lighthouse", "bsc", "chainpay"}
+PROFILES = {  # service -> the profiles that start it
+    "geth": {"nodes", "ethereum"},
+    "lighthouse": {"nodes", "ethereum"},
+    "bsc": {"nodes", "bsc"},
+    "chainpay": {"nodes", "ethereum", "bsc"},
+}
 LAPTOP_SERVICES = {"anvil-eth", "anvil-bsc", "chainpay-laptop"}
 ALWAYS_SERVICES = {"prometheus", "grafana"}
 EXPECTED_ALERTS = {
@@ -157,7 +162,9 @@ def strings_in(node: Any) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "profile", [None, "nodes", "laptop"], ids=["no-profile", "nodes", "laptop"]
+    "profile",
+    [None, "nodes", "ethereum", "bsc", "laptop"],
+    ids=["no-profile", "nodes", "ethereum", "bsc", "laptop"],
 )
 def test_compose_file_passes_docker_compose_validation(profile: str | None) -> None:
     args = [tool("docker-compose"), "-f", str(COMPOSE)]
@@ -170,7 +177,7 @@ def test_compose_file_passes_docker_compose_validation(profile: str | None) -> N
 def test_compose_profiles_separate_real_nodes_from_dev_chains() -> None:
     profiles = {name: set(svc.get("profiles", [])) for name, svc in services().items()}
 
-    assert {name for name, p in profiles.items() if p == {"nodes"}} == NODE_SERVICES
+    assert {name: p for name, p in profiles.items() if p & {"nodes"}} == PROFILES
     assert {name for name, p in profiles.items() if p == {"laptop"}} == LAPTOP_SERVICES
     assert {name for name, p in profiles.items() if not p} == ALWAYS_SERVICES
 
@@ -178,7 +185,9 @@ def test_compose_profiles_separate_real_nodes_from_dev_chains() -> None:
 def test_compose_gateways_depend_on_the_chains_of_their_profile() -> None:
     svc = services()
 
-    assert set(svc["chainpay"]["depends_on"]) == {"geth", "bsc"}
+    # One gateway serves the nodes, ethereum and bsc profiles: a dependency on geth or bsc
+    # would keep it from starting (or start the other chain's node) in a one-chain profile.
+    assert "depends_on" not in svc["chainpay"]
     assert set(svc["chainpay-laptop"]["depends_on"]) == {"anvil-eth", "anvil-bsc"}
     assert set(svc["lighthouse"]["depends_on"]) == {"geth"}
 
@@ -207,7 +216,7 @@ def test_compose_state_lives_on_declared_named_volumes() -> None:
     expected_mounts = {
         "geth": "/data",
         "lighthouse": "/data",
-        "bsc": "/bsc/node",
+        "bsc": "/data",  # the bnb-chain/bsc image's DATA_DIR, owned by its uid 1000
         "chainpay": "/data",
         "chainpay-laptop": "/data",
         "prometheus": "/prometheus",
@@ -541,3 +550,116 @@ def test_overview_shows_every_chain_tail_signal() -> None:
         "chainpay_bloom_fill_ratio",
         "chainpay_invoice_transitions_total",
     } <= used
+
+
+# --- the compose file's gateway commands against the real CLI (issue 10) ----------------------
+
+GATEWAYS = ["chainpay", "chainpay-laptop"]
+
+
+def container_argv(name: str) -> list[str]:
+    """What the container runs: compose's entrypoint/command, else the Dockerfile's."""
+    svc = services()[name]
+    text = DOCKERFILE.read_text(encoding="utf-8")
+
+    def instruction(word: str) -> list[str]:
+        match = re.search(rf"^{word}\s+(\[.*\])\s*$", text, re.M)
+        assert match, f"the Dockerfile has no exec-form {word}"
+        return list(json.loads(match.group(1)))
+
+    entrypoint = svc.get("entrypoint", instruction("ENTRYPOINT"))
+    command = svc.get("command", instruction("CMD") if "entrypoint" not in svc else [])
+    return [str(a) for a in [*entrypoint, *command]]
+
+
+def container_environment(name: str) -> dict[str, str]:
+    env = services()[name].get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def host_files(name: str, tmp_path: Path) -> dict[str, str]:
+    """Container path -> a host copy, for each repository file the service mounts.
+
+    A chainpay config keeps every key but the database, moved to `tmp_path` (its /data is
+    the container's volume).
+    """
+    mapped = {}
+    for volume in services()[name]["volumes"]:
+        source, target = volume.split(":")[:2]
+        if not source.startswith("./") or not (ROOT / source).is_file():
+            continue
+        copy = tmp_path / Path(source).name
+        text = (ROOT / source).read_text(encoding="utf-8")
+        db = (tmp_path / "chainpay.duckdb").as_posix()
+        copy.write_text(re.sub(r'(?m)^database = ".*"$', f'database = "{db}"', text))
+        mapped[target] = str(copy)
+    return mapped
+
+
+@pytest.mark.parametrize("name", GATEWAYS)
+def test_compose_gateway_command_is_accepted_by_the_cli_parser(name: str) -> None:
+    from api.cli import build_parser
+
+    argv = container_argv(name)
+
+    assert argv[0] == "chainpay"  # the console script pyproject.toml installs
+    try:
+        args = build_parser().parse_args(argv[1:])
+    except SystemExit as exc:  # argparse refuses with exit 2 and a usage line on stderr
+        pytest.fail(f"chainpay refuses the {name} command {argv[1:]} (exit {exc.code})")
+    assert args.command == "serve"
+
+
+@pytest.mark.parametrize("name", GATEWAYS)
+def test_compose_gateway_command_starts_and_stops_the_real_gateway(
+    name: str, tmp_path: Path
+) -> None:
+    import signal
+    import sys
+
+    from tests.support.process import free_port, wait_http
+
+    files = host_files(name, tmp_path)
+    argv = [files.get(a, a) for a in container_argv(name)]
+    env = {k: files.get(v, v) for k, v in container_environment(name).items()}
+    port = str(free_port())  # the published 8080 may be taken on this machine
+    argv[argv.index("--port") + 1] = port
+    chainpay = str(Path(sys.executable).parent / argv[0])
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [chainpay, *argv[1:]],
+            env={**os.environ, **env},
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", process)  # type: ignore[arg-type]
+    except Exception:
+        process.kill()
+        process.wait()
+        pytest.fail(f"{name}: {argv[1:]} did not serve:\n{log.read_text()}")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, log.read_text()
+    assert (tmp_path / "chainpay.duckdb").exists()  # it used the mounted config's settings
+
+
+def test_compose_bsc_writes_to_the_data_dir_its_image_owns() -> None:
+    bsc = services()["bsc"]
+    script = " ".join(bsc["command"])
+
+    assert str(bsc["user"]) == "1000:1000"  # the image's bsc user
+    assert "bsc-data:/data" in bsc["volumes"]
+    assert "--datadir=/data " in script and "/data/geth/chaindata" in script
+    assert "/bsc/node" not in script
+
+
+def test_compose_lighthouse_publishes_its_peer_ports_and_quic() -> None:
+    lighthouse = services()["lighthouse"]
+    script = " ".join(lighthouse["command"])
+
+    assert "--port=9000" in script and "--quic-port=9001" in script
+    assert {"9000:9000/tcp", "9000:9000/udp", "9001:9001/udp"} <= set(lighthouse["ports"])
