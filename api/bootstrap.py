@@ -31,28 +31,40 @@ log = logging.getLogger("chainpay")
 
 @dataclass
 class NetworkStatus:
-    """What the chain tail reports for /readyz: filled in by the tail worker."""
+    """What the chain tail reports for /readyz: filled in by the tail worker (its StatusSink).
+
+    `state` is one of starting, syncing, unreachable, behind, ok (see indexer/workers/tail.py);
+    the network is ready only when it is ok.
+    """
 
     name: str
+    state: str = "starting"
     connected: bool = False
     head: int | None = None
     processed: int | None = None
     lag_seconds: float | None = None
+    lag_blocks: int | None = None
+    lag_estimated: bool = False  # lag_blocks from block_time: the node is down or silent
+    syncing: dict[str, int | None] | None = None  # the node's progress while it syncs
     error: str | None = None
+    ready_lag_seconds: float | None = None
 
     @property
-    def lag_blocks(self) -> int | None:
-        if self.head is None or self.processed is None:
-            return None
-        return max(self.head - self.processed, 0)
+    def ready(self) -> bool:
+        return self.state == "ok"
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "state": self.state,
+            "ready": self.ready,
             "connected": self.connected,
             "head": self.head,
             "processed": self.processed,
             "lag_blocks": self.lag_blocks,
+            "lag_estimated": self.lag_estimated,
             "lag_seconds": self.lag_seconds,
+            "ready_lag_seconds": self.ready_lag_seconds,
+            "syncing": self.syncing,
             "error": self.error,
         }
 
@@ -92,7 +104,10 @@ class Gateway:
         self.db.commit_listeners.append(
             lambda kinds: self.webhooks.notify() if kinds - {"webhooks"} else None
         )
-        self.network_status = {name: NetworkStatus(name) for name in self.settings.networks}
+        self.network_status = {
+            name: NetworkStatus(name, ready_lag_seconds=network.ready_lag_seconds)
+            for name, network in self.settings.networks.items()
+        }
         metrics.BUILD.info({"version": _version()})
 
     def ready(self) -> tuple[bool, str]:
@@ -103,6 +118,17 @@ class Gateway:
         if pending:
             return False, f"migrations pending: {[m.name for m in pending]}"
         return True, "ok"
+
+    def networks_ready(self) -> tuple[bool, list[str]]:
+        """Chains: ready when at least one network is configured and every one is "ok".
+
+        Any network syncing, unreachable, starting or behind by more than its
+        `ready_lag_seconds` makes the whole gateway not ready: an invoice on that network
+        would be paid without anyone seeing it in time. The names of those networks are
+        returned (docs/operations.md, "Readiness").
+        """
+        not_ready = [name for name, status in self.network_status.items() if not status.ready]
+        return bool(self.network_status) and not not_ready, not_ready
 
     def start_workers(self, loops: list[Callable[[], Awaitable[None]]]) -> None:
         """Start background loops (see `background_loops`), each restarted if it crashes.

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api import admin, copies, dev
+from api import admin, copies, dev, startup
 from api.app import build_app
 from api.bootstrap import Gateway, background_loops
 from api.command import Handler, UsageError, call_admin, settings_from
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure_logging(settings.log_format, settings.log_level)
+    startup.require_networks(settings)
     gateway = Gateway(settings)
     embedded = not settings.database.exists() or settings.source == "defaults"
     gateway.open(migrate=args.migrate or embedded)
@@ -139,6 +140,7 @@ async def serve(
     `on_ready` is called once the HTTP site accepts connections (`chainpay dev` prints its
     banner then, so every URL it shows already answers).
     """
+    banner = await startup.probe_networks(gateway)  # a wrong chain id stops us before binding
     app = build_app(gateway, api=api)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -157,6 +159,8 @@ async def serve(
     log.info(
         "chainpay listening on http://%s:%s (database %s)", host, port, gateway.settings.database
     )
+    for line in banner:
+        log.info("%s", line)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -273,7 +273,18 @@ _NETWORK_KEYS = {
     "title",
     "finality",
     "finality_wait_seconds",
+    "block_time",
+    "ready_lag_seconds",
+    "max_lag_seconds",
 }
+
+# Seconds between blocks by chain id, for networks whose config leaves `block_time` out.
+# BSC went from ~3 s to 1.5 s (Lorentz, 2025) and ~0.75 s (Maxwell) to ~0.45 s (Fermi);
+# Ethereum and its testnets have a 12 s slot. Unknown chains get the slowest, 12 s.
+BLOCK_TIMES: dict[int, float] = {1: 12.0, 17000: 12.0, 11155111: 12.0, 560048: 12.0,
+                                 56: 0.45, 97: 0.45}  # fmt: skip
+
+
 
 
 def _network(parent: _Reader, name: str) -> Network:
@@ -329,6 +340,11 @@ def _network(parent: _Reader, name: str) -> Network:
             Asset(symbol=symbol, decimals=_decimals(tok), contract=_to_checksum(contract))
         )
     finality_wait = _positive(net, "finality_wait_seconds", int, 900)
+    block_time = float(_positive(net, "block_time", (int, float), BLOCK_TIMES.get(chain_id, 12.0)))
+    # Defaults in time, not blocks: a caught-up tail is up to one block plus propagation
+    # behind, so readiness allows four blocks (at least 30 s), the alert ten (at least 2 min).
+    ready_lag = float(_positive(net, "ready_lag_seconds", (int, float), max(30.0, 4 * block_time)))
+    max_lag = float(_positive(net, "max_lag_seconds", (int, float), max(120.0, 10 * block_time)))
     return Network(
         name=name,
         chain_id=chain_id,
@@ -339,6 +355,9 @@ def _network(parent: _Reader, name: str) -> Network:
         title=net.get("title", str, "") or _default_title(chain_id, name),
         finality=net.get("finality", bool, False),
         finality_wait_seconds=finality_wait,
+        block_time=block_time,
+        ready_lag_seconds=ready_lag,
+        max_lag_seconds=max_lag,
     )
 
 

@@ -19,9 +19,31 @@ NODE_HEAD = Gauge("chainpay_node_head_block", "Latest block number the node repo
 PROCESSED_HEIGHT = Gauge(
     "chainpay_processed_block", "Highest block number committed by the indexer", ["network"]
 )
-LAG_BLOCKS = Gauge("chainpay_lag_blocks", "Node head minus processed block", ["network"])
+LAG_BLOCKS = Gauge(
+    "chainpay_lag_blocks",
+    "Node head minus processed block; estimated from block_time while the node is down or silent",
+    ["network"],
+)
 LAG_SECONDS = Gauge(
-    "chainpay_lag_seconds", "Wall clock minus the last processed block's timestamp", ["network"]
+    "chainpay_lag_seconds",
+    "Wall clock minus the last processed block's timestamp (ticks on while the node is down)",
+    ["network"],
+)
+MAX_LAG_SECONDS = Gauge(
+    "chainpay_max_lag_seconds",
+    "The network's configured max_lag_seconds: ChainpayNetworkLagging fires above it",
+    ["network"],
+)
+NETWORK_READY = Gauge(
+    "chainpay_network_ready", "1 while the network counts as ready in /readyz", ["network"]
+)
+NODE_SYNCING = Gauge(
+    "chainpay_node_syncing", "1 while the node reports eth_syncing or an old head", ["network"]
+)
+NODE_SYNC_HIGHEST = Gauge(
+    "chainpay_node_sync_highest_block",
+    "highestBlock of the node's eth_syncing answer while it syncs",
+    ["network"],
 )
 LAST_HEAD_SEEN = Gauge(
     "chainpay_last_head_timestamp_seconds",

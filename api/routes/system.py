@@ -9,7 +9,6 @@ from api.keys import GATEWAY
 from api.openapi import openapi_document
 
 routes = web.RouteTableDef()
-BEHIND_BLOCKS = 3  # a block or two in flight is normal at 1-3 s block times
 
 
 @routes.get("/healthz")
@@ -20,19 +19,18 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    ok, detail = gateway.ready()
+    store_ok, detail = gateway.ready()
+    chains_ok, not_ready = gateway.networks_ready()  # per network: docs/operations.md#readiness
+    ok = store_ok and chains_ok
     networks = {name: s.as_json() for name, s in gateway.network_status.items()}
-    behind = [
-        name
-        for name, s in gateway.network_status.items()
-        if not s.connected or (s.lag_blocks or 0) > BEHIND_BLOCKS
-    ]
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if ok else "unavailable",
         "store": detail,
         "networks": networks,
-        "behind": behind,
+        "behind": not_ready,
     }
+    if not networks:
+        body["reason"] = "no networks configured: chainpay watches no chain"
     return web.json_response(body, status=200 if ok else 503)
 
 

@@ -31,6 +31,9 @@ class Network:
     title: str = ""  # plain words for people ("Ethereum", "BNB Smart Chain")
     finality: bool = False  # count a payment confirmed once at/below the node's `finalized` tag
     finality_wait_seconds: int = 900  # bound on waiting for `finalized`; depth is the fallback
+    block_time: float = 12.0  # seconds between blocks: turns block counts into time and back
+    ready_lag_seconds: float = 48.0  # /readyz: not ready once this far behind (or unreachable)
+    max_lag_seconds: float = 120.0  # the ChainpayNetworkLagging alert's threshold
     _by_symbol: dict[str, Asset] = field(default_factory=dict, compare=False, repr=False)
     _by_contract: dict[str, Asset] = field(default_factory=dict, compare=False, repr=False)
 

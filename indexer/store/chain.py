@@ -52,6 +52,16 @@ def get_cursor(conn: Connection, network: str) -> Cursor | None:
     return Cursor(row[0], row[1]) if row else None
 
 
+def cursor_block_time(conn: Connection, network: str) -> datetime | None:
+    """The timestamp of the cursor's block (kept in `blocks`), or None before the first start."""
+    row = conn.execute(
+        "SELECT b.timestamp FROM chain_cursors c JOIN blocks b "
+        "ON b.network = c.network AND b.number = c.block_number WHERE c.network = ?",
+        [network],
+    ).fetchone()
+    return row[0] if row else None
+
+
 def save_cursor(conn: Connection, network: str, cursor: Cursor, now: datetime) -> None:
     conn.execute(
         "INSERT INTO chain_cursors VALUES (?, ?, ?, ?) ON CONFLICT (network) DO UPDATE SET "
