@@ -111,12 +111,20 @@ class Gateway:
         metrics.BUILD.info({"version": _version()})
 
     def ready(self) -> tuple[bool, str]:
-        try:
-            pending = self.db.pending_migrations()
-        except Exception as exc:  # a broken store is exactly what readiness must report
-            return False, f"store unavailable: {exc}"
-        if pending:
-            return False, f"migrations pending: {[m.name for m in pending]}"
+        """Whether the store takes writes now. Memory only: no query, so a load balancer
+        probing /readyz never competes with the writer (migrations are checked at `open`)."""
+        ok, detail = self.db.ready()
+        return ok, detail if ok else f"store unavailable: {detail}"
+
+    def alive(self) -> tuple[bool, str]:
+        """False when a part is dead, not merely slow: the writer thread, a worker (a tail)
+        that ended, or a database that stays invalidated. For /healthz: restart the process."""
+        ok, detail = self.db.alive()
+        if not ok:
+            return False, detail
+        for task in self._tasks:
+            if task.done() and not task.cancelled():
+                return False, f"worker {task.get_name()} ended: {task.exception()!r}"
         return True, "ok"
 
     def networks_ready(self) -> tuple[bool, list[str]]:
@@ -137,7 +145,8 @@ class Gateway:
         `on_failure` is called, so `chainpay serve` stops and exits 2 with that one line.
         """
         for loop in loops:
-            task = asyncio.get_running_loop().create_task(_supervised(loop))
+            name = getattr(loop, "__qualname__", "worker")
+            task = asyncio.get_running_loop().create_task(_supervised(loop), name=name)
             task.add_done_callback(self._worker_done)
             self._tasks.append(task)
 

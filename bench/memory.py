@@ -12,6 +12,7 @@ printed. The smallest size is the baseline of the same run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import secrets
 import subprocess
 import sys
@@ -37,8 +38,10 @@ def build_database(path: Path, count: int) -> None:
     db = Database(path)
     db.migrate()
     now = datetime.now(UTC)
-    db.conn.execute(
-        "INSERT INTO stores VALUES ('st_bench', 'bench', ?, 'bench-chain', ?)", [TEST_XPUB, now]
+    db.write_sync(
+        lambda c: c.execute(
+            "INSERT INTO stores VALUES ('st_bench', 'bench', ?, 'bench-chain', ?)", [TEST_XPUB, now]
+        )
     )
     for start in range(0, count, CHUNK):
         rows = [
@@ -69,8 +72,8 @@ def build_database(path: Path, count: int) -> None:
         db.write_sync(
             lambda c, rows=rows: bulk_insert(c, "invoices", _INSERT_COLUMNS, rows, _CASTS)
         )
-    db.conn.execute("CHECKPOINT")
-    db.conn.close()
+    db.read_sync(lambda c: c.execute("CHECKPOINT"))
+    asyncio.run(db.close())
 
 
 def rss_mb(pid: int) -> float:

@@ -168,3 +168,58 @@ DB_BATCH_SIZE = Histogram(
     ["kind"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+DB_WRITABLE = Gauge(
+    "chainpay_db_writable",
+    "1 while the database commits; 0 after a failed commit (disk full, read-only, invalidated)",
+)
+DB_REOPENS = Counter(
+    "chainpay_db_reopens_total", "Times the database was reopened after DuckDB invalidated it"
+)
+DB_STORAGE_FAILURES = Counter(
+    "chainpay_db_storage_failures_total",
+    "Write transactions that failed for the storage's sake (I/O, disk full, invalidated)",
+)
+DB_CHECKPOINTS_SKIPPED = Counter(
+    "chainpay_db_checkpoints_skipped_total",
+    "Checkpoints in a lull not run or failed, by reason",
+    ["reason"],
+)
+DB_WRITE_TIMEOUTS = Counter(
+    "chainpay_db_write_timeouts_total",
+    "Writes whose caller stopped waiting for the commit (answered 503); the write may still land",
+)
+
+# --- node behaviour (indexer/chain) -------------------------------------------------------------
+RPC_BATCH_LIMIT = Gauge(
+    "chainpay_rpc_batch_limit",
+    "Requests the next JSON-RPC batch may carry; shrinks when the node caps a batch",
+    ["network"],
+)
+STATE_MISSING_BLOCKS = Counter(
+    "chainpay_state_missing_blocks_total",
+    "Blocks processed while the node lacked their state (pruned): internal native transfers "
+    "in them are found later by balance reconciliation",
+    ["network"],
+)
+STATE_MISSING = Gauge(
+    "chainpay_state_missing",
+    "1 while the tail processes blocks whose state the node has pruned (a degraded window)",
+    ["network"],
+)
+RECONCILED_CREDITS = Counter(
+    "chainpay_reconciled_credits_total",
+    "Native coin credited from a balance reconciliation instead of a transaction or trace; "
+    "each is flagged for review",
+    ["network"],
+)
+TRACER_UNSUPPORTED = Gauge(
+    "chainpay_tracer_unsupported",
+    "1 while the node answers method-not-found for a tracer (re-probed every 10 minutes)",
+    ["network", "tracer"],
+)
+EMPTY_LOGS_REFETCHED = Counter(
+    "chainpay_empty_logs_refetched_total",
+    "Blocks whose logsBloom said a watched Transfer may be there but eth_getLogs answered "
+    "none, by outcome (found on retry, still empty)",
+    ["network", "outcome"],
+)

@@ -13,7 +13,12 @@ routes = web.RouteTableDef()
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Alive: 503 only when a restart may help (a dead writer or worker, a database that
+    stays invalidated); a slow or full disk and a node outage are /readyz's to report."""
+    ok, detail = request.app[GATEWAY].alive()
+    if ok:
+        return web.json_response({"status": "ok"})
+    return web.json_response({"status": "dead", "detail": detail}, status=503)
 
 
 @routes.get("/readyz")

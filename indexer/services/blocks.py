@@ -40,6 +40,10 @@ class ReorgDetected(Exception):
     """The next block's parent is not the block the cursor points at: call `rewind()`."""
 
 
+class InvoiceUnreadable(Exception):
+    """A transfer goes to an issued address but its invoice could not be read: retry the block."""
+
+
 class CursorMoved(Exception):
     """The stored cursor is not where this job expected it (an earlier job did not commit)."""
 
@@ -230,7 +234,15 @@ def _payments(
     payments = []
     for t in candidates:
         invoice = invoices.get(t.to_address)
-        if invoice is None or invoice.network != network.name:
+        if invoice is None:
+            # The matcher holds only addresses whose invoice committed, so a hit without its
+            # invoice is a read that went wrong: fail the block (it is retried), never skip
+            # the payment and move the cursor past it.
+            raise InvoiceUnreadable(
+                f"{network.name}: address {t.to_address} is issued but its invoice was not "
+                f"found (tx {t.tx_hash}, log {t.log_index}); the block will be retried"
+            )
+        if invoice.network != network.name:
             continue
         payments.append(_payment(t, invoice, head, now))
     return payments

@@ -20,11 +20,14 @@ from indexer.store.export import write_snapshot
 async def _on_own_cursor(
     db: Database, fn: Callable[[Connection, Path], dict[str, Any]], out: Path
 ) -> dict[str, Any]:
-    cursor = db.conn.cursor()
-    try:
-        return await asyncio.to_thread(fn, cursor, out)
-    finally:
-        cursor.close()
+    def run() -> dict[str, Any]:  # the connection is opened, used and closed on one thread
+        conn = db.connect("snapshot")
+        try:
+            return fn(conn, out)
+        finally:
+            conn.retire()
+
+    return await asyncio.to_thread(run)
 
 
 async def export_snapshot(db: Database, out: Path) -> dict[str, Any]:

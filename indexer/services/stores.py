@@ -196,19 +196,27 @@ class StoreService:
 
     # -- the same commands from the running server: memory changes only after commit ------
     async def create_store(self, name: object, evm_xpub: object) -> tuple[Store, NewKey]:
-        store, key, key_row = await self.db.write(lambda c: self.create_store_tx(c, name, evm_xpub))
-        self.remember_store(store)
-        self.remember_key(key_row)
+        def committed(made: tuple[Store, NewKey, queries.ApiKeyRow]) -> None:  # even on a timeout
+            self.remember_store(made[0])
+            self.remember_key(made[2])
+
+        store, key, _ = await self.db.write(
+            lambda c: self.create_store_tx(c, name, evm_xpub), on_commit=committed
+        )
         return store, key
 
     async def create_key(self, store_id: str) -> NewKey:
-        key, key_row = await self.db.write(lambda c: self.create_key_tx(c, store_id))
-        self.remember_key(key_row)
+        key, _ = await self.db.write(
+            lambda c: self.create_key_tx(c, store_id),
+            on_commit=lambda made: self.remember_key(made[1]),
+        )
         return key
 
     async def revoke_key(self, key_id: str) -> None:
-        row = await self.db.write(lambda c: self.revoke_key_tx(c, key_id))
-        self.forget_key(row.id)
+        # forgotten on commit even if this caller stopped waiting: a revoked key never lingers
+        await self.db.write(
+            lambda c: self.revoke_key_tx(c, key_id), on_commit=lambda row: self.forget_key(row.id)
+        )
 
     def remember_store(self, store: Store) -> None:
         self.stores[store.id] = store

@@ -228,18 +228,27 @@ class WebhookService:
                 created_at=now,
                 updated_at=now,
             )
-            await self.db.write(lambda c: queries.insert_endpoint(c, endpoint), kind="webhooks")
-            self.remember(endpoint)
+            await self.db.write(
+                lambda c: queries.insert_endpoint(c, endpoint),
+                kind="webhooks",
+                on_commit=lambda _: self.remember(endpoint),
+            )
         return endpoint_view(endpoint, secret=True)
 
     async def _update(self, endpoint_id: str, **changes: Any) -> EndpointRow:
         row = await self.db.write(
-            lambda c: queries.update_endpoint(c, endpoint_id, **changes), kind="webhooks"
+            lambda c: queries.update_endpoint(c, endpoint_id, **changes),
+            kind="webhooks",
+            on_commit=self._remember_committed,
         )
         if row is None:
             raise NotFoundError(f"no webhook endpoint {endpoint_id}")
-        self.remember(row)
         return row
+
+    def _remember_committed(self, row: EndpointRow | None) -> None:
+        """Memory follows the database once a change commits, even if its caller timed out."""
+        if row is not None:
+            self.remember(row)
 
     async def update(self, store_id: str, endpoint_id: str, payload: object) -> dict[str, Any]:
         before = self.owned(store_id, endpoint_id)
@@ -264,10 +273,9 @@ class WebhookService:
                 queries.cancel_pending(conn, endpoint_id)
             return row
 
-        row = await self.db.write(write, kind="webhooks")
+        row = await self.db.write(write, kind="webhooks", on_commit=self._remember_committed)
         if row is None:
             raise NotFoundError(f"no webhook endpoint {endpoint_id}")
-        self.remember(row)
         return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
     async def rotate_secret(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
@@ -308,10 +316,16 @@ class WebhookService:
             event_queries.insert_events(conn, [event])
             queries.insert_deliveries(conn, [delivery])
 
-        await self.db.write(write, kind="webhooks")
-        if self.listener is not None:
-            self.listener.deliveries_added([delivery], {event.id: event.payload})
+        await self.db.write(
+            write,
+            kind="webhooks",
+            on_commit=lambda _: self._deliveries_added([delivery], {event.id: event.payload}),
+        )
         return self._new_delivery_view(delivery, EventType.PING.value)
+
+    def _deliveries_added(self, made: list[NewDelivery], payloads: dict[str, str]) -> None:
+        if self.listener is not None and made:
+            self.listener.deliveries_added(made, payloads)
 
     async def redeliver(
         self, store_id: str, event_id: str, payload: object
@@ -339,9 +353,11 @@ class WebhookService:
             NewDelivery(queries.new_delivery_id(), event.id, e.id, store_id, now)
             for e in sorted(targets, key=lambda e: e.created_at)
         ]
-        await self.db.write(lambda c: queries.insert_deliveries(c, made), kind="webhooks")
-        if self.listener is not None and made:
-            self.listener.deliveries_added(made, {event.id: event.payload})
+        await self.db.write(
+            lambda c: queries.insert_deliveries(c, made),
+            kind="webhooks",
+            on_commit=lambda _: self._deliveries_added(made, {event.id: event.payload}),
+        )
         return [self._new_delivery_view(d, event.type) for d in made]
 
     def _new_delivery_view(self, d: NewDelivery, event_type: str) -> dict[str, Any]:

@@ -113,8 +113,8 @@ def inspect_backup(path: Path) -> BackupInfo:
     if not path.is_file():
         raise BackupError(f"no backup file at {path}")
     try:
-        conn = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
+        conn = open_connection(path, read_only=True)
+    except StoreError as exc:
         raise BackupError(f"{path} is not a DuckDB database: {exc}") from None
     try:
         versions = applied_versions(conn)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,18 +26,93 @@ from typing import Any, TypeVar
 import duckdb
 
 from indexer import metrics
+from indexer.domain.errors import ChainpayError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Connection = duckdb.DuckDBPyConnection
 
 
-class StoreError(Exception):
+class StoreError(ChainpayError):
     """The database cannot be used as it is (locked by another process, newer schema, …)."""
 
 
 class DatabaseLocked(StoreError):
     """Another process (usually a running `chainpay serve`) holds the DuckDB file."""
+
+
+class StorageUnavailable(StoreError):
+    """The database cannot commit or answer now (disk full, read-only, frozen, invalidated).
+
+    Nothing of the failed operation was committed, except after a timeout (`timed_out`): the
+    caller stopped waiting, and the write may still land. Either way the same request may be
+    retried later; the API answers 503.
+    """
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class ConnectionShared(StoreError):
+    """A connection was used by a thread that does not own it, or after it was retired (a bug)."""
+
+
+class OwnedConnection:
+    """A DuckDB connection that only the thread which opened it may use.
+
+    DuckDB 2.0 does not serialise two threads on one connection: they can be refused ("connection
+    is busy"), take each other's result sets, or get an empty one. That lost payments (issue 10:
+    /readyz's query on the writer's connection emptied the block job's invoice lookup). So every
+    thread opens its own connection (`Database.connect()`), and this wrapper refuses any use from
+    another thread or after the connection is retired, instead of answering wrongly.
+    """
+
+    __slots__ = ("_label", "_owner", "_raw", "_retired")
+
+    def __init__(self, raw: duckdb.DuckDBPyConnection, label: str) -> None:
+        self._raw = raw
+        self._label = label
+        self._owner = threading.get_ident()
+        self._retired = False
+
+    def _checked(self) -> duckdb.DuckDBPyConnection:
+        if self._retired:
+            raise ConnectionShared(f"the {self._label} connection is retired")
+        if threading.get_ident() != self._owner:
+            raise ConnectionShared(
+                f"the {self._label} connection belongs to another thread; open one per thread"
+            )
+        return self._raw
+
+    def execute(self, query: str, parameters: object = None) -> OwnedConnection:
+        raw = self._checked()
+        if parameters is None:
+            raw.execute(query)
+        else:
+            raw.execute(query, parameters)
+        return self
+
+    def executemany(self, query: str, parameters: object) -> OwnedConnection:
+        self._checked().executemany(query, parameters)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._checked().fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._checked().fetchall()
+
+    def __getattr__(self, name: str) -> Any:  # the rest of DuckDB's API, checked alike
+        return getattr(self._checked(), name)
+
+    def retire(self) -> None:
+        """Close it; any later use raises. Only while its owner is not using it."""
+        self._retired = True
+        with contextlib.suppress(duckdb.Error):
+            self._raw.close()
+
+
+Connection = OwnedConnection
 
 
 @dataclass(frozen=True)
@@ -59,15 +136,36 @@ def migrations() -> list[Migration]:
     return found
 
 
-def open_connection(path: Path | str, read_only: bool = False) -> Connection:
+def open_raw(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """DuckDB's connection to a database file, created (with its directory) private to us.
+
+    The file holds webhook secrets and xpubs: it is made 0600 and a directory we create 0700,
+    whatever the umask (`chainpay` also sets umask 077, for the WAL, backups and exports).
+    """
+    path = Path(path)
+    if not read_only and str(path) != ":memory:":
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        raw = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise DatabaseLocked(
                 f"{path} is in use by another process (is `chainpay serve` running?)"
             ) from None
         raise StoreError(f"cannot open {path}: {exc}") from None
+    except duckdb.Error as exc:  # a corrupt file, a newer storage version
+        raise StoreError(f"cannot open {path}: {exc}") from None
+    if not read_only and str(path) != ":memory:":
+        for own in (path, Path(f"{path}.wal")):
+            with contextlib.suppress(OSError):
+                own.chmod(0o600)
+    return raw
+
+
+def open_connection(path: Path | str, read_only: bool = False) -> Connection:
+    """A connection for the calling thread alone (CLI commands, backups, migrations)."""
+    return OwnedConnection(open_raw(path, read_only), str(path))
 
 
 def bulk_insert(
@@ -158,21 +256,84 @@ class _Job:
     future: asyncio.Future[Any]
     kind: str
     appends: Sequence[Append] = ()
+    on_commit: Callable[[Any], None] | None = None
+
+
+# DuckDB reports a failing disk or file system inside these exceptions; the messages below are
+# what it said here for a full disk, a read-only directory and a lost file (duckdb 2.0).
+_STORAGE_MESSAGES = (
+    "could not write",
+    "cannot open file",
+    "no space left",
+    "permission denied",
+    "read-only file system",
+    "input/output error",
+    "failed to commit",
+    "could not fsync",
+    "could not truncate",
+)
+
+
+def storage_failure(exc: BaseException) -> StorageUnavailable | None:
+    """The driver error as a StorageUnavailable when the storage is at fault, else None."""
+    if isinstance(exc, StorageUnavailable):
+        return exc
+    if not isinstance(exc, duckdb.Error):
+        return None
+    message = str(exc)
+    lowered = message.lower()
+    if isinstance(exc, duckdb.FatalException) or "invalidated" in lowered:
+        return StorageUnavailable(f"the database was invalidated by a fatal error: {message}")
+    if isinstance(exc, duckdb.IOException | duckdb.OutOfMemoryException) or any(
+        phrase in lowered for phrase in _STORAGE_MESSAGES
+    ):
+        return StorageUnavailable(f"the database cannot commit: {message}")
+    return None
+
+
+@dataclass
+class StoreHealth:
+    """What the writer knows about the storage, read by /readyz and /healthz."""
+
+    writable: bool = True
+    invalidated: bool = False
+    problem: str | None = None
+    since: float | None = None  # monotonic time the current problem started
+    busy_since: float | None = None  # monotonic start of the commit in progress
 
 
 class Database:
-    """Owns the DuckDB connection. `write()` group-commits; `read()` runs on reader cursors."""
+    """Owns the DuckDB database: a writer thread that group-commits, reader threads for reads.
 
-    def __init__(self, path: Path | str, readers: int = 2, threads: int | None = None) -> None:
+    Every thread uses its own connection (see `OwnedConnection`): the writer thread one, each
+    reader thread one, start-up code (before the writer starts) one. The writer recovers from
+    any failed transaction with a fresh connection, reports a storage that cannot commit in
+    `health`, and reopens the database when DuckDB invalidated it (a failed checkpoint).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        readers: int = 2,
+        threads: int | None = None,
+        *,
+        write_timeout: float = 10.0,
+        read_timeout: float = 10.0,
+    ) -> None:
         self.path = Path(path)
-        self.conn = open_connection(self.path)
-        if threads is not None:  # DuckDB's worker threads, for every query of this process
-            self.conn.execute(f"SET threads = {int(threads)}")
-        # The writer's appenders, one per (table, columns): rows go in without SQL to parse or
-        # plan, converted by the column types. Used on the writer thread only.
-        self._appenders: dict[tuple[str, tuple[str, ...]], duckdb.Appender] = {}
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="duckdb-reader")
+        self._threads = threads
+        self._root_lock = threading.Lock()  # guards the root connection and `_generation`
+        self._root = self._open_root()
+        self._generation = 0  # bumped by a reopen: reader threads then open new connections
+        self._startup: Connection | None = self.connect("start-up")
+        self._reader_count = readers
+        self._readers = self._new_reader_pool()
+        self._reader_connections: list[Connection] = []
         self._local = threading.local()
+        self._writer_conn: Connection | None = None
+        # The writer's appenders, one per (table, columns): rows go in without SQL to parse or
+        # plan, converted by the column types. Bound to the writer's connection.
+        self._appenders: dict[tuple[str, tuple[str, ...]], duckdb.Appender] = {}
         # The writer thread takes every job queued while it committed the previous batch, so it
         # never waits for the event loop between commits (the loop answers requests meanwhile).
         self._queue: list[_Job] = []
@@ -181,101 +342,332 @@ class Database:
         self.linger = 0.003  # seconds a batch may wait for the rest of a wave of requests
         self.lull = 0.1  # seconds without a write after which a large WAL is checkpointed
         self.checkpoint_bytes = 4 << 20
+        self.write_timeout = write_timeout  # a caller waits this long for its commit, then 503
+        self.read_timeout = read_timeout
+        self.probe_interval = 1.0  # seconds between recovery attempts while not writable
+        self.stalled_after = 5.0  # a commit running longer than this makes /readyz say so
+        self.unrecoverable_after = 60.0  # invalidated and not reopened this long: /healthz fails
+        self.health = StoreHealth()
         self._stopping = False
         self._closed = False
+        self._skipped_checkpoint: str | None = None  # the last reason logged, to log it once
         # Called on the event loop after a transaction with at least one successful job commits
         # (e.g. the webhook dispatcher's wake-up), with the kinds of the jobs it held.
         self.commit_listeners: list[Callable[[set[str]], None]] = []
+        metrics.DB_WRITABLE.set(1)
+
+    # -- connections -------------------------------------------------------------------------
+    def _open_root(self) -> duckdb.DuckDBPyConnection:
+        root = open_raw(self.path)
+        if self._threads is not None:  # DuckDB's worker threads, for every query of this process
+            root.execute(f"SET threads = {int(self._threads)}")
+        return root
+
+    def connect(self, label: str) -> Connection:
+        """A new connection to this database, owned by the calling thread (close it when done)."""
+        with self._root_lock:
+            return OwnedConnection(self._root.cursor(), label)
+
+    def _new_reader_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(
+            max_workers=self._reader_count, thread_name_prefix="duckdb-reader"
+        )
+
+    def _reader(self) -> Connection:
+        """This reader thread's connection, opened anew after a reopen."""
+        mine = getattr(self._local, "conn", None)
+        if mine is None or self._local.generation != self._generation:
+            mine = self.connect("reader")
+            self._local.conn, self._local.generation = mine, self._generation
+            with self._root_lock:
+                self._reader_connections.append(mine)
+        return mine
+
+    def _drop_reader(self) -> None:
+        mine = getattr(self._local, "conn", None)
+        if mine is not None:
+            mine.retire()
+            self._local.conn = None
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def _startup_connection(self) -> Connection:
+        if self._startup is None:
+            raise ConnectionShared(
+                "start-up access after the writer started: use `await read()` / `await write()`"
+            )
+        return self._startup
+
     def migrate(self) -> list[Migration]:
-        return migrate(self.conn)
+        return migrate(self._startup_connection())
 
     def pending_migrations(self) -> list[Migration]:
-        return pending_migrations(self.conn)
+        """For start-up code; a running gateway asks `await read(pending_migrations)`."""
+        return pending_migrations(self._startup_connection())
 
     async def close(self) -> None:
-        """Commit what is queued, stop the writer, close the connection."""
+        """Commit what is queued, stop the writer, close every connection."""
         with self._queued:
             self._closed = self._stopping = True
             self._queued.notify()
         if self._writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
         self._readers.shutdown(wait=True)
+        self._close_connections()
+
+    def _close_connections(self) -> None:
         self._appenders.clear()
-        self.conn.close()
+        with self._root_lock:
+            for conn in [self._startup, self._writer_conn, *self._reader_connections]:
+                if conn is not None:
+                    conn.retire()
+            self._startup = self._writer_conn = None
+            self._reader_connections.clear()
+            with contextlib.suppress(duckdb.Error):
+                self._root.close()
 
     # -- reads -------------------------------------------------------------------------------
-    def _cursor(self) -> Connection:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self.conn.cursor()
-            self._local.cursor = cursor
-        return cursor
-
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        """Run a read-only function on a reader thread's own cursor (a consistent snapshot)."""
+        """Run a read-only function on a reader thread's connection, in one snapshot.
+
+        All of `fn`'s statements see the same committed state (one transaction, rolled back).
+        Raises StorageUnavailable when the database does not answer within `read_timeout` or
+        cannot be read (invalidated).
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, lambda: fn(self._cursor()))
+        future = loop.run_in_executor(self._readers, self._read_snapshot, fn)
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                return await future
+        except TimeoutError:
+            raise StorageUnavailable(
+                f"the database did not answer a read within {self.read_timeout:g} s"
+            ) from None
+
+    def _read_snapshot(self, fn: Callable[[Connection], T]) -> T:
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("ROLLBACK")
+        except duckdb.Error as exc:
+            self._drop_reader()  # never reuse a connection whose transaction state is unknown
+            failure = storage_failure(exc)
+            if failure is None:
+                raise
+            if "invalidated" in str(failure):
+                self._invalidated(str(failure))
+            raise failure from exc
 
     def read_sync(self, fn: Callable[[Connection], T]) -> T:
-        """For start-up and CLI code that runs before the event loop."""
-        return fn(self.conn)
+        """For start-up and CLI code that runs before the writer starts."""
+        return fn(self._startup_connection())
 
     # -- writes ------------------------------------------------------------------------------
-    async def append(self, rows: Sequence[Append], kind: str = "api") -> None:
+    async def append(
+        self,
+        rows: Sequence[Append],
+        kind: str = "api",
+        on_commit: Callable[[Any], None] | None = None,
+    ) -> None:
         """Insert rows in the next group commit: one appender flush per table for the batch.
 
         DuckDB's cost is per statement (~1 ms) as much as per commit, so appends from concurrent
-        requests are merged, and go through an appender: no SQL to parse or plan.
+        requests are merged, and go through an appender: no SQL to parse or plan. `on_commit`
+        runs on the event loop once the rows are committed, even if the caller stopped waiting.
         """
-        await self._submit(None, kind, rows)
+        await self._submit(None, kind, rows, on_commit)
 
-    async def write(self, fn: Callable[[Connection], T], kind: str = "api") -> T:
+    async def write(
+        self,
+        fn: Callable[[Connection], T],
+        kind: str = "api",
+        on_commit: Callable[[Any], None] | None = None,
+        wait_limit: float | None = None,
+    ) -> T:
         """Run `fn` inside a write transaction shared with whatever else is waiting to commit.
 
         Returns once the transaction is committed. If `fn` raises, only its own work is undone
-        (the batch is replayed without it) and the exception is raised here.
+        (the batch is replayed without it) and the exception is raised here. After `wait_limit`
+        (default `write_timeout`) it raises StorageUnavailable(timed_out=True): the work may
+        still commit later, and `on_commit` (with `fn`'s result) runs if it does.
         """
-        result: T = await self._submit(fn, kind, ())
+        result: T = await self._submit(fn, kind, (), on_commit, wait_limit)
         return result
 
     async def _submit(
-        self, fn: Callable[[Connection], Any] | None, kind: str, appends: Sequence[Append]
+        self,
+        fn: Callable[[Connection], Any] | None,
+        kind: str,
+        appends: Sequence[Append],
+        on_commit: Callable[[Any], None] | None = None,
+        wait_limit: float | None = None,
     ) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         with self._queued:
             if self._closed:  # under the lock: a job queued after the writer stopped would hang
                 raise StoreError("database is closed")
-            self._queue.append(_Job(fn, future, kind, appends))
+            self._queue.append(_Job(fn, future, kind, appends, on_commit))
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_forever, name="duckdb-writer", daemon=True
                 )
                 self._writer.start()
             self._queued.notify()
-        return await future
+        limit = self.write_timeout if wait_limit is None else wait_limit
+        try:
+            async with asyncio.timeout(limit):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            metrics.DB_WRITE_TIMEOUTS.inc()
+            raise StorageUnavailable(
+                f"the database did not commit within {limit:g} s (the write may still land)",
+                timed_out=True,
+            ) from None
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """One transaction, outside the event loop (CLI commands with the server stopped)."""
-        self.conn.execute("BEGIN TRANSACTION")
+        conn = self._startup_connection()
+        conn.execute("BEGIN TRANSACTION")
         try:
-            result = fn(self.conn)
-            self.conn.execute("COMMIT")
+            result = fn(conn)
+            conn.execute("COMMIT")
             return result
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
+
+    # -- health ------------------------------------------------------------------------------
+    def ready(self) -> tuple[bool, str]:
+        """Whether writes can be taken now, and why not (for /readyz)."""
+        health = self.health
+        if not health.writable:
+            return False, health.problem or "the database cannot commit"
+        busy = health.busy_since
+        if busy is not None and time.monotonic() - busy > self.stalled_after:
+            return False, (
+                f"a commit has been running for {time.monotonic() - busy:.0f} s "
+                "(is the file system frozen or failing?)"
+            )
+        return True, "ok"
+
+    def alive(self) -> tuple[bool, str]:
+        """False only where waiting cannot help and a restart may (for /healthz)."""
+        if self._writer is not None and not self._writer.is_alive() and not self._stopping:
+            return False, "the database writer thread is dead"
+        health = self.health
+        if health.invalidated and health.since is not None:
+            down = time.monotonic() - health.since
+            if down > self.unrecoverable_after:
+                return False, f"the database is invalidated for {down:.0f} s: {health.problem}"
+        return True, "ok"
+
+    def _failed(self, failure: StorageUnavailable) -> None:
+        health = self.health
+        if health.writable:
+            log.error("database cannot commit: %s", failure)
+            health.since = time.monotonic()
+        health.writable, health.problem = False, str(failure)
+        metrics.DB_WRITABLE.set(0)
+        metrics.DB_STORAGE_FAILURES.inc()
+
+    def _invalidated(self, problem: str) -> None:
+        self.health.invalidated = True
+        self._failed(StorageUnavailable(problem))
+
+    def _recovered(self) -> None:
+        health = self.health
+        if not health.writable:
+            log.warning("database commits again after: %s", health.problem)
+        health.writable, health.invalidated, health.problem, health.since = True, False, None, None
+        metrics.DB_WRITABLE.set(1)
+
+    def _recover(self) -> bool:
+        """On the writer thread, while not writable: reopen an invalidated database, or probe
+        the file system. True once writes may be tried again."""
+        if self.health.invalidated:
+            return self._reopen()
+        probe = self.path.parent / f".{self.path.name}.probe"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"\0" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError:
+            return False
+        self._recovered()  # a real commit that fails again marks it down again
+        return True
+
+    def _reopen(self) -> bool:
+        """Close every connection of the invalidated database and open it again.
+
+        DuckDB keeps an invalidated database until its last connection closes, so reader
+        threads are replaced (their connections closed once they are idle) along with the
+        writer's and the root connection.
+        """
+        old_readers = self._readers
+        with self._root_lock:
+            self._readers = self._new_reader_pool()
+            self._generation += 1
+        old_readers.shutdown(wait=True)  # reads in flight fail fast on the invalid database
+        self._appenders.clear()
+        with self._root_lock:
+            for conn in [self._writer_conn, self._startup, *self._reader_connections]:
+                if conn is not None:
+                    conn.retire()
+            self._writer_conn, self._startup = None, None
+            self._reader_connections.clear()
+            with contextlib.suppress(duckdb.Error):
+                self._root.close()
+            try:
+                self._root = self._open_root()
+            except StoreError as exc:
+                log.warning("reopening the database failed: %s", exc)
+                return False
+        try:
+            self._writer_conn = self.connect("writer")
+            self._writer_conn.execute("SELECT count(*) FROM schema_migrations").fetchall()
+        except duckdb.Error as exc:
+            log.warning("the reopened database does not answer: %s", exc)
+            return False
+        metrics.DB_REOPENS.inc()
+        log.warning("database reopened after: %s", self.health.problem)
+        self._recovered()
+        return True
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _writer_connection(self) -> Connection:
+        if self._writer_conn is None:
+            self._writer_conn = self.connect("writer")
+        return self._writer_conn
+
+    def _fresh_writer(self) -> None:
+        """After any failed transaction: never reuse a connection whose state is unknown."""
+        self._appenders.clear()
+        if self._writer_conn is not None:
+            self._writer_conn.retire()
+            self._writer_conn = None
 
     def _write_forever(self) -> None:
         """The writer thread: commit everything queued as one batch, answer it, repeat."""
+        with self._root_lock:  # start-up access ends here: from now on, only these threads
+            if self._startup is not None:
+                self._startup.retire()
+                self._startup = None
         last = 0  # the size of the previous batch
         while (jobs := self._next_batch(last)) is not None:
             last = len(jobs)
+            self.health.busy_since = time.monotonic()
             try:
                 outcomes = self._commit_batch(jobs)
             except BaseException as exc:  # never leave a caller waiting on a dead thread
                 outcomes = [(False, exc)] * len(jobs)
+            finally:
+                self.health.busy_since = None
             loops = {job.future.get_loop() for job in jobs}
             for loop in loops:
                 mine = [
@@ -290,44 +682,71 @@ class Database:
         """The next jobs to commit; None once stopping with nothing queued.
 
         After a batch (`last` > 0), a lull of `lull` seconds is used to checkpoint a large WAL.
+        While the storage cannot commit, the writer tries to recover every `probe_interval`.
         """
         with self._queued:
             lull = False
             if last and not self._queue and not self._stopping:
                 self._queued.wait(self.lull)
                 lull = not self._queue and not self._stopping
-        if lull:
+        if lull and self.health.writable:
             self._checkpoint_if_large()
-        with self._queued:
-            while not self._queue and not self._stopping:
-                self._queued.wait()
-            if not self._queue:  # stopping, and everything queued is committed
-                return None
-            self._linger(last * 3 // 4)
-            jobs, self._queue = self._queue, []
-            return jobs
+        while True:
+            with self._queued:
+                while not self._queue and not self._stopping and self.health.writable:
+                    self._queued.wait()
+                if not self._queue and not self._stopping:  # not writable: wait, then recover
+                    self._queued.wait(self.probe_interval)
+                if self._queue or self._stopping:
+                    if not self._queue:  # stopping, and everything queued is committed
+                        return None
+                    self._linger(last * 3 // 4)
+                    jobs, self._queue = self._queue, []
+                    return jobs
+            self._recover()
 
     def _checkpoint_if_large(self) -> None:
-        """In a lull, fold a large WAL into the database file.
+        """In a lull, fold a large WAL into the database file, when that can succeed.
 
         DuckDB checkpoints by itself once the WAL passes 16 MB, inside the COMMIT that crosses
         the line: a stall of 80-170 ms measured here, felt by every request of that batch.
         Doing it when nothing has been written for `lull` seconds, from `checkpoint_bytes` on,
-        keeps it out of bursts; under sustained load DuckDB's own checkpoint still runs.
+        keeps it out of bursts. A checkpoint that fails for want of space invalidates DuckDB's
+        database, so it is not tried without room for the WAL's pages twice over; a refusal
+        (another transaction busy) is logged once, in one line, and tried at the next lull.
         """
         try:
             size = Path(f"{self.path}.wal").stat().st_size
+            free = shutil.disk_usage(self.path.parent).free
         except OSError:
             return
         if size < self.checkpoint_bytes:
             return
+        if free < 2 * size + (16 << 20):
+            self._checkpoint_skipped(
+                "disk", f"{free} bytes free for a WAL of {size} bytes; DuckDB will checkpoint later"
+            )
+            return
         started = time.perf_counter()
         try:
-            self.conn.execute("CHECKPOINT")
-        except duckdb.Error:
-            log.warning("checkpoint in a lull failed; DuckDB will checkpoint later", exc_info=True)
+            self._writer_connection().execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            self._fresh_writer()
+            failure = storage_failure(exc)
+            if failure is not None:
+                if "invalidated" in str(failure):
+                    self.health.invalidated = True
+                self._failed(failure)
+            self._checkpoint_skipped("error", str(exc).splitlines()[0][:200])
             return
+        self._skipped_checkpoint = None
         metrics.DB_COMMIT_SECONDS.labels("checkpoint").observe(time.perf_counter() - started)
+
+    def _checkpoint_skipped(self, reason: str, detail: str) -> None:
+        metrics.DB_CHECKPOINTS_SKIPPED.labels(reason).inc()
+        if self._skipped_checkpoint != reason:  # once per cause, not once per lull
+            log.warning("checkpoint in a lull not done (%s): %s", reason, detail)
+            self._skipped_checkpoint = reason
 
     def _linger(self, target: int) -> None:
         """Under load, wait up to `linger` seconds for the batch to reach `target` jobs.
@@ -346,9 +765,14 @@ class Database:
             self._queued.wait(left)
 
     def _answer(self, answered: list[tuple[_Job, tuple[bool, Any]]]) -> None:
-        """On the event loop: resolve each job's future, then tell the commit listeners."""
+        """On the event loop: run on-commit hooks, resolve each future, tell the listeners."""
         committed = {job.kind for job, (ok, _) in answered if ok}
         for job, (ok, value) in answered:
+            if ok and job.on_commit is not None:
+                try:
+                    job.on_commit(value)
+                except Exception:  # the commit stands; a hook's bug must not hide it
+                    log.exception("on-commit hook of a %s write failed", job.kind)
             if job.future.done():  # the caller was cancelled; its work committed anyway
                 continue
             if ok:
@@ -362,9 +786,14 @@ class Database:
     def _commit_batch(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         kind = jobs[0].kind if len({j.kind for j in jobs}) == 1 else "mixed"
         started = time.perf_counter()
+        if not self.health.writable and self.health.invalidated and not self._reopen():
+            failure = StorageUnavailable(self.health.problem or "the database is invalidated")
+            return [(False, failure)] * len(jobs)
         try:
             outcomes = self._run_in_transaction(jobs)
-        except Exception as exc:  # a job's own error, or DuckDB's (a constraint, the commit)
+        except StorageUnavailable as failure:  # no replay: every job would fail alike
+            outcomes = [(False, failure)] * len(jobs)
+        except Exception as exc:  # a job's own error, or DuckDB's (a constraint)
             if len(jobs) == 1:
                 outcomes = [(False, exc)]
             else:  # replay each job alone so one bad job cannot undo the others
@@ -373,7 +802,7 @@ class Database:
         metrics.DB_BATCH_SIZE.labels(kind).observe(len(jobs))
         return outcomes
 
-    def _flush_appends(self, appends: Sequence[Append]) -> None:
+    def _flush_appends(self, conn: Connection, appends: Sequence[Append]) -> None:
         """One appender flush per (table, columns): the rows of every request in the batch."""
         groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         for item in appends:
@@ -382,7 +811,7 @@ class Database:
             appender = self._appenders.get(target)
             if appender is None:
                 table, columns = target
-                appender = self.conn.appender(table, columns=list(columns))
+                appender = conn.appender(table, columns=list(columns))
                 self._appenders[target] = appender
             try:
                 appender.append_rows(rows)
@@ -398,15 +827,29 @@ class Database:
             return False, exc
 
     def _run_in_transaction(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
-        """All jobs and their appends in one transaction; rolled back and raised on any error."""
-        conn = self.conn
-        conn.execute("BEGIN TRANSACTION")
+        """All jobs and their appends in one transaction; undone and raised on any error.
+
+        A failure leaves the connection in a state DuckDB does not always report (an aborted
+        transaction, a failed ROLLBACK), so the writer drops it and opens a fresh one. A
+        failure of the storage itself is raised as StorageUnavailable and marks `health`.
+        """
+        conn = self._writer_connection()
         try:
+            conn.execute("BEGIN TRANSACTION")
             results = [(True, job.fn(conn) if job.fn is not None else None) for job in jobs]
-            self._flush_appends([a for job in jobs for a in job.appends])
+            self._flush_appends(conn, [a for job in jobs for a in job.appends])
             conn.execute("COMMIT")
-            return results
-        except Exception:
-            with contextlib.suppress(duckdb.Error):
+        except Exception as exc:
+            with contextlib.suppress(duckdb.Error, ConnectionShared):
                 conn.execute("ROLLBACK")
+            self._fresh_writer()
+            failure = storage_failure(exc)
+            if failure is not None:
+                if "invalidated" in str(failure):
+                    self.health.invalidated = True
+                self._failed(failure)
+                raise failure from exc
             raise
+        if not self.health.writable:
+            self._recovered()
+        return results

@@ -128,7 +128,7 @@ async def test_prefill_derives_a_loaded_stores_addresses_before_its_first_invoic
     try:
         store, _ = await StoreService(db, SystemClock()).create_store("pool", TEST_XPUB)
         stores = StoreService(db, SystemClock())
-        db.read_sync(stores.load)
+        await db.read(stores.load)
 
         # when its pool is prefilled
         stores.prefill()

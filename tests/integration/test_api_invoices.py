@@ -69,7 +69,7 @@ async def test_concurrent_creates_never_share_an_address(
     assert len({b["address"] for b in bodies}) == 64
     assert await count(gateway, "invoices") == 64
     assert set(
-        gateway.db.read_sync(
+        await gateway.db.read(
             lambda c: [r[0] for r in c.execute("SELECT address_index FROM invoices").fetchall()]
         )
     ) == set(range(64))
@@ -237,7 +237,7 @@ async def test_pre_derived_addresses_match_derivation_across_pool_refills(
             *(gateway.invoices.create(store, command, None, "h") for _ in range(64))
         )
     key = parse_xpub(TEST_XPUB)
-    rows = gateway.db.read_sync(
+    rows = await gateway.db.read(
         lambda c: c.execute("SELECT address_index, address FROM invoices").fetchall()
     )
     assert len(rows) == 640

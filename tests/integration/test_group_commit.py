@@ -15,13 +15,13 @@ from indexer.store.database import Append, Database
 @pytest.fixture
 async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     database = Database(tmp_path / "gc.duckdb")
-    database.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)")
+    database.write_sync(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
     yield database
     await database.close()
 
 
-def rows(database: Database) -> list[tuple[int, str]]:
-    return database.read_sync(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall())
+async def rows(database: Database) -> list[tuple[int, str]]:
+    return await database.read(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall())
 
 
 async def test_one_failing_job_in_a_batch_does_not_undo_the_others(db: Database) -> None:
@@ -41,7 +41,7 @@ async def test_one_failing_job_in_a_batch_does_not_undo_the_others(db: Database)
     # then only the duplicate fails, and every other write is committed
     assert [isinstance(r, Exception) for r in results] == [False, False, True, False]
     assert isinstance(results[2], duckdb.ConstraintException)
-    assert rows(db) == [(1, "w"), (2, "w"), (3, "w")]
+    assert await rows(db) == [(1, "w"), (2, "w"), (3, "w")]
 
 
 async def test_a_bad_append_fails_alone_and_merged_appends_commit(db: Database) -> None:
@@ -56,7 +56,7 @@ async def test_a_bad_append_fails_alone_and_merged_appends_commit(db: Database) 
 
     # then the duplicate alone is refused and the rows it was merged with are kept
     assert [isinstance(r, Exception) for r in results] == [False, False, True]
-    assert rows(db) == [(10, "a"), (11, "a")]
+    assert await rows(db) == [(10, "a"), (11, "a")]
 
 
 async def test_a_write_is_answered_only_once_durable(db: Database, tmp_path: Path) -> None:
@@ -136,4 +136,4 @@ async def test_a_large_wal_is_checkpointed_in_a_lull_not_in_a_burst(
             break
         await asyncio.sleep(0.05)
     assert not wal.exists() or wal.stat().st_size == 0
-    assert [k for k, _ in rows(db)] == [100, 101, 102, 103, 104]
+    assert [k for k, _ in await rows(db)] == [100, 101, 102, 103, 104]
