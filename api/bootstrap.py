@@ -24,6 +24,7 @@ from indexer.workers.dispatcher import Dispatcher
 from indexer.workers.expirer import Expirer
 from indexer.workers.exporter import PeriodicExporter
 from indexer.workers.hook import load_hook
+from indexer.workers.pruner import IdempotencyPruner
 from indexer.workers.tail import TailWorker
 
 log = logging.getLogger("chainpay")
@@ -178,6 +179,7 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
     """Everything `chainpay serve` runs beside the HTTP server."""
     loops: list[Callable[[], Awaitable[None]]] = [
         Expirer(gateway.db, gateway.settings, gateway.clock).run,
+        IdempotencyPruner(gateway.invoices).run,
     ]
     hook = load_hook(gateway.settings.on_event_hook, gateway.settings.source)
     loops.append(

@@ -33,7 +33,10 @@ from indexer.store import idempotency
 from indexer.store import invoices as queries
 from indexer.store.database import Connection, Database
 
-IDEMPOTENCY_TTL = timedelta(hours=48)  # promised: at least 24 h
+# An Idempotency-Key replays its first response for this long (Stripe's window), and is
+# forgotten by the next prune after that (indexer/workers/pruner.py).
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+PRUNE_BATCH = 500  # keys per prune transaction: ~17 ms of the writer (docs/discussions.md)
 
 
 class AddressWatch(Protocol):
@@ -81,10 +84,13 @@ class InvoiceService:
         self._in_flight: dict[tuple[str, str], asyncio.Future[Reply]] = {}
 
     def load(self, conn: Connection) -> None:
-        """Rebuild the watched addresses and recent idempotency keys from DuckDB."""
+        """Rebuild the watched addresses and the idempotency keys from DuckDB.
+
+        Every key in the table is loaded, expired or not: a key still in the table but not in
+        memory would let a retry append a second row for it and fail the whole group commit.
+        """
         self.watch.add_many(queries.all_addresses(conn))
-        since = self.clock.now() - IDEMPOTENCY_TTL
-        for item in idempotency.recent_responses(conn, since):
+        for item in idempotency.all_responses(conn):
             self._idempotent[(item.store_id, item.key)] = item
 
     # -- create ----------------------------------------------------------------------------
@@ -175,11 +181,22 @@ class InvoiceService:
         metrics.INVOICES_CREATED.labels(cmd.network, cmd.asset).inc()
         return Reply(201, body, text=text)
 
-    async def prune_idempotency(self) -> int:
-        cutoff = self.clock.now() - IDEMPOTENCY_TTL
-        for slot in [s for s, item in self._idempotent.items() if item.created_at < cutoff]:
-            del self._idempotent[slot]
-        return await self.db.write(lambda c: idempotency.delete_older_than(c, cutoff), kind="prune")
+    async def prune_idempotency(self, limit: int = PRUNE_BATCH) -> int:
+        """Forget up to `limit` keys older than the window; return how many went.
+
+        Rows go first, then the same keys from memory: while a row exists its key stays in
+        memory, so a retry replays instead of appending a duplicate (store_id, key) row.
+        """
+        cutoff = self.clock.now() - IDEMPOTENCY_WINDOW
+        deleted = await self.db.write(
+            lambda c: idempotency.delete_older_than(c, cutoff, limit), kind="prune"
+        )
+        for slot in deleted:
+            self._idempotent.pop(slot, None)
+        return len(deleted)
+
+    def idempotency_keys_held(self) -> int:
+        return len(self._idempotent)
 
     # -- read ------------------------------------------------------------------------------
     async def get(self, store_id: str | None, invoice_id: str) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Idempotency keys: the first response to (store, key) is kept and replayed for 24 h at least."""
+"""Idempotency keys: the first response to (store, key), replayed until the key is pruned.
+
+Keys are pruned once older than the window (indexer.services.invoices.IDEMPOTENCY_WINDOW), a
+bounded batch per transaction so a prune never holds the writer long.
+"""
 
 from __future__ import annotations
 
@@ -31,17 +35,21 @@ def insert_response(conn: Connection, item: IdempotentResponse) -> None:
     )
 
 
-def recent_responses(conn: Connection, since: datetime) -> list[IdempotentResponse]:
+def all_responses(conn: Connection) -> list[IdempotentResponse]:
+    """Every kept key, old ones too: a key still in the table must replay, never collide."""
     rows = conn.execute(
         "SELECT store_id, key, request_hash, status, response::VARCHAR, created_at "
-        "FROM idempotency_keys WHERE created_at >= ?",
-        [since],
+        "FROM idempotency_keys"
     ).fetchall()
     return [IdempotentResponse(*r) for r in rows]
 
 
-def delete_older_than(conn: Connection, before: datetime) -> int:
-    row = conn.execute(
-        "DELETE FROM idempotency_keys WHERE created_at < ? RETURNING 1", [before]
+def delete_older_than(conn: Connection, before: datetime, limit: int) -> list[tuple[str, str]]:
+    """Delete at most `limit` keys created before `before`; return their (store_id, key)."""
+    rows = conn.execute(
+        "DELETE FROM idempotency_keys WHERE rowid IN "
+        "(SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?) "
+        "RETURNING store_id, key",
+        [before, limit],
     ).fetchall()
-    return len(row)
+    return [(str(store_id), str(key)) for store_id, key in rows]
