@@ -118,7 +118,9 @@ def _next_status(
 ) -> tuple[Status, InvoiceException | None, bool]:
     if invoice.status is Status.PAID:
         # Paid is final: a reorg deeper than the confirmation depth is flagged, never rewritten.
-        flagged = invoice.reorg_flagged or confirmed < invoice.amount
+        # Confirmed money only shrinks in such a reorg, surplus included (it may be refunded).
+        lost = confirmed < invoice.amount_confirmed or confirmed < invoice.amount
+        flagged = invoice.reorg_flagged or lost
         late = invoice.exception is InvoiceException.PAID_LATE
         return Status.PAID, _paid_exception(invoice, confirmed, late), flagged
     if confirmed >= invoice.amount:

@@ -64,7 +64,7 @@ async def test_extra_payment_confirming_is_not_overpaid_and_its_reorg_leaves_pai
     ]
 
 
-async def test_deep_reorg_of_a_confirmed_surplus_clears_overpaid(
+async def test_deep_reorg_of_a_confirmed_surplus_clears_overpaid_and_flags(
     chain: Chain, gateway_factory: GatewayFactory
 ) -> None:
     # given a paid 10 USDT invoice made overpaid by 1 USDT more, confirmed
@@ -86,9 +86,10 @@ async def test_deep_reorg_of_a_confirmed_surplus_clears_overpaid(
     mine_other_branch(chain, 5)
     await gw.wait_processed("ethereum", chain.anvil.head())
 
-    # then the surplus is gone from the books and the exception is recomputed, with its event
+    # then the surplus is gone from the books, the exception is recomputed with its event, and
+    # the invoice is flagged: confirmed money vanished (the merchant may have refunded it)
     after = await gw.invoice(invoice_id)
-    assert (after.status.value, after.exception, after.reorg_flagged) == ("paid", None, False)
+    assert (after.status.value, after.exception, after.reorg_flagged) == ("paid", None, True)
     assert after.amount_confirmed == 10 * USDT
     assert await gw.events(invoice_id) == [
         "invoice.created",
@@ -97,4 +98,5 @@ async def test_deep_reorg_of_a_confirmed_surplus_clears_overpaid(
         "invoice.exception_changed",
         "invoice.payment_reverted",
         "invoice.exception_changed",
+        "invoice.reorg_flagged",
     ]

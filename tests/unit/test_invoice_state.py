@@ -296,13 +296,17 @@ PENDING_MONEY_CASES = [
         (EventType.INVOICE_PAYMENT_REVERTED, EventType.INVOICE_EXCEPTION_CHANGED),
     ),
     (
-        "deep-reorg-of-confirmed-extra-clears-overpaid",
+        "deep-reorg-of-confirmed-extra-clears-overpaid-and-flags",
         invoice(Status.PAID, 105, 105, exception=InvoiceException.OVERPAID),
         [pay(100), pay(5, ORPH)],
         BEFORE,
         Status.PAID,
         None,
-        (EventType.INVOICE_PAYMENT_REVERTED, EventType.INVOICE_EXCEPTION_CHANGED),
+        (
+            EventType.INVOICE_PAYMENT_REVERTED,
+            EventType.INVOICE_EXCEPTION_CHANGED,
+            EventType.INVOICE_REORG_FLAGGED,
+        ),
     ),
     (
         "deep-reorg-keeps-paid-late",
