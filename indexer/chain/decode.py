@@ -13,6 +13,7 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
+from eth_utils.crypto import keccak
 
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -42,6 +43,7 @@ class Block:
     parent_hash: str
     timestamp: int
     transactions: tuple[Transaction, ...] | None  # None when fetched without bodies
+    logs_bloom: bytes | None = None  # the header's 2048-bit logsBloom; None if absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,37 @@ def decode_block(raw: Mapping[str, Any]) -> Block:
         parent_hash=raw["parentHash"].lower(),
         timestamp=_int(raw["timestamp"]),
         transactions=transactions,
+        logs_bloom=_bloom(raw.get("logsBloom")),
     )
+
+
+def _bloom(value: str | None) -> bytes | None:
+    if not value:
+        return None
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        return None
+    return raw if len(raw) == 256 else None
+
+
+def bloom_bits(item: bytes) -> tuple[int, int, int]:
+    """The three bit positions (0..2047) an item sets in a logsBloom (yellow paper, M3:2048)."""
+    digest = keccak(item)
+    return tuple(((digest[i] << 8) | digest[i + 1]) & 2047 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def bloom_has(bloom: bytes, bits: tuple[int, int, int]) -> bool:
+    """Whether every bit is set: the item *may* be among the block's log addresses and topics.
+
+    Bit 0 is the lowest bit of the last byte (the bloom is a big-endian 2048-bit number).
+    """
+    return all(bloom[255 - bit // 8] & (1 << (bit % 8)) for bit in bits)
+
+
+def address_topic(address: str) -> bytes:
+    """An address as an indexed topic: 32 bytes, zero-padded on the left."""
+    return bytes(12) + bytes.fromhex(address.lower().removeprefix("0x"))
 
 
 def _topic_address(topic: str) -> str | None:

@@ -6,24 +6,36 @@ transactions to issued addresses, and native coin moved by internal calls: from 
 when the node offers them, else by reconciling balances of open native invoices. The result is
 a list of `FetchedBlock`s whose hashes link parent to child; every log is checked against its
 block's hash so a reorg during the fetch can never mix two branches.
+
+Real nodes keep only recent state (geth and BSC: 128 blocks). Logs, bodies and receipts need
+none, so a range whose state is pruned is still fetched in full, except internal transfers:
+the fetcher marks itself unreconciled, and at the first range whose parent state exists it
+credits each open native invoice's balance beyond what was credited (`RECONCILED_LOG_INDEX`,
+kind "reconciled", flagged for review). It also reconciles once after every start, which
+covers a gap that a crash or restart interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from indexer import metrics
 from indexer.chain.decode import (
     TRANSFER_TOPIC,
     Block,
     InternalTransfer,
     Transaction,
+    address_topic,
+    bloom_bits,
+    bloom_has,
     decode_transfer_log,
 )
-from indexer.chain.errors import RpcError
+from indexer.chain.errors import MethodNotFound, MissingState, RpcError
 from indexer.chain.parity import parity_internal_transfers
 from indexer.chain.reader import ChainReader
 from indexer.domain.network import Network
@@ -34,11 +46,17 @@ log = logging.getLogger(__name__)
 INTERNAL_LOG_INDEX = 1_000_000  # + trace position; the payments table reserves this range
 NATIVE_LOG_INDEX = -1  # a transaction's own value
 BALANCE_LOG_INDEX = -2  # an unexplained balance increase (nodes without traces)
+RECONCILED_LOG_INDEX = -3  # a balance beyond all credits, found after a window without state
 _TRACE_CONCURRENCY = 16
-_FALLBACK = {"trace_block": "debug_traceBlockByNumber", "debug_traceBlockByNumber": "balance"}
+_TRACERS = ("trace_block", "debug_traceBlockByNumber")  # fastest first; then balances
+TRACER_REPROBE_SECONDS = 600.0  # a tracer the node said it lacks is tried again after this
+_TRANSFER_BITS = bloom_bits(bytes.fromhex(TRANSFER_TOPIC[2:]))
 
 Screen = Callable[[Iterable[str]], set[str]]
 OpenNativeAddresses = Callable[[], Awaitable[list[str]]]
+OpenAddresses = Callable[[], Awaitable[list[str]]]
+# (addresses, through block) -> native coin credited to each address up to that block
+NativeCredited = Callable[[Sequence[str], int], Awaitable[dict[str, int]]]
 
 
 class InconsistentChain(RpcError):
@@ -59,7 +77,12 @@ class FetchedBlock:
 
 
 class BlockFetcher:
-    """Reads ranges of one network's blocks into `FetchedBlock`s."""
+    """Reads ranges of one network's blocks into `FetchedBlock`s.
+
+    `native_credited` (native coin credited per address up to a block) enables the
+    reconciliation after a window without state; `open_addresses` (every open invoice's
+    address) enables the logsBloom cross-check of empty `eth_getLogs` answers.
+    """
 
     def __init__(
         self,
@@ -67,13 +90,31 @@ class BlockFetcher:
         network: Network,
         screen: Screen,
         open_native_addresses: OpenNativeAddresses,
+        *,
+        native_credited: NativeCredited | None = None,
+        open_addresses: OpenAddresses | None = None,
+        refetch_pause: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reader = reader
         self.network = network
         self.screen = screen
         self.open_native_addresses = open_native_addresses
-        self.tracer = "trace_block"  # then debug_traceBlockByNumber, then balance
+        self.native_credited = native_credited
+        self.open_addresses = open_addresses
+        self.refetch_pause = refetch_pause
+        self._monotonic = monotonic
         self._contracts = [t.contract.lower() for t in network.tokens if t.contract]
+        self._contract_bits = {c: bloom_bits(bytes.fromhex(c[2:])) for c in self._contracts}
+        self._address_bits: dict[str, tuple[int, int, int]] = {}
+        self._refused: dict[str, float] = {}  # tracer -> when the node said method-not-found
+        self._unreconciled = True  # reconcile once after every start (a gap may precede it)
+        self._missing_since: int | None = None  # first block of the current window without state
+
+    @property
+    def tracer(self) -> str:
+        """The tracer the next range will try first ("balance" when the node offers none)."""
+        return next((t for t in _TRACERS if self._usable(t)), "balance")
 
     async def fetch(self, first: int, last: int) -> list[FetchedBlock]:
         """Blocks `first..last` (fewer if the node's chain changed within the range)."""
@@ -98,6 +139,7 @@ class BlockFetcher:
         if not self._contracts:
             return []
         logs = await self.reader.get_logs(first, last, self._contracts, [TRANSFER_TOPIC])
+        logs += await self._refetched_logs(logs, blocks)
         transfers: list[Transfer] = []
         for raw in logs:
             decoded = decode_transfer_log(raw)
@@ -117,6 +159,59 @@ class BlockFetcher:
                           decoded.to_address, decoded.amount)
             )  # fmt: skip
         return transfers
+
+    async def _refetched_logs(
+        self, logs: Sequence[dict[str, object]], blocks: dict[int, Block]
+    ) -> list[dict[str, object]]:
+        """Logs of blocks the node answered empty although their bloom says they may hold some.
+
+        A node answering `[]` for a block whose logsBloom holds a watched token, the Transfer
+        topic and an open invoice's address is lying or broken: ask it again after a pause,
+        before the cursor moves past the block. A bloom has false positives, so a block
+        still empty after the second answer is accepted (and counted, and logged).
+        """
+        if self.open_addresses is None:
+            return []
+        answered = {_log_block(raw) for raw in logs}
+        silent = [b for n, b in blocks.items() if n not in answered and b.logs_bloom]
+        if not silent:
+            return []
+        suspects = [b for b in silent if self._bloom_suspects(b, await self._open_bits())]
+        if not suspects:
+            return []
+        await asyncio.sleep(self.refetch_pause)
+        refetched: list[dict[str, object]] = []
+        for block in suspects:
+            again = await self.reader.get_logs(
+                block.number, block.number, self._contracts, [TRANSFER_TOPIC]
+            )
+            outcome = "found" if again else "still_empty"
+            metrics.EMPTY_LOGS_REFETCHED.labels(self.network.name, outcome).inc()
+            log.warning(
+                "%s: node answered no logs for block %d although its logsBloom holds a watched "
+                "Transfer to an open invoice; asked again: %s",
+                self.network.name, block.number, outcome.replace("_", " "),
+            )  # fmt: skip
+            refetched += again
+        return refetched
+
+    async def _open_bits(self) -> list[tuple[int, int, int]]:
+        assert self.open_addresses is not None
+        bits = []
+        for address in await self.open_addresses():
+            cached = self._address_bits.get(address)
+            if cached is None:
+                cached = self._address_bits[address] = bloom_bits(address_topic(address))
+            bits.append(cached)
+        return bits
+
+    def _bloom_suspects(self, block: Block, open_bits: Sequence[tuple[int, int, int]]) -> bool:
+        bloom = block.logs_bloom
+        if bloom is None or not open_bits or not bloom_has(bloom, _TRANSFER_BITS):
+            return False
+        if not any(bloom_has(bloom, bits) for bits in self._contract_bits.values()):
+            return False
+        return any(bloom_has(bloom, bits) for bits in open_bits)
 
     async def _native_transfers(self, blocks: Sequence[Block]) -> list[Transfer]:
         candidates: list[tuple[Block, Transaction]] = []
@@ -140,21 +235,115 @@ class BlockFetcher:
     async def _internal_transfers(
         self, blocks: Sequence[Block], native: Sequence[Transfer]
     ) -> list[Transfer]:
+        """Internal native transfers; never fails for a pruned state (see the module doc)."""
+        reconciled: list[Transfer] = []
+        if self._unreconciled:
+            found = await self._reconcile(blocks[0])
+            if found is None:
+                self._state_missing(blocks)
+                return []
+            reconciled = found
         busy = [b for b in blocks if b.transactions]
         if not busy:
-            return []
-        while self.tracer != "balance":
-            traced = await self._traced(busy, self.tracer)
-            if traced is not None:
-                return traced
-            self.tracer = _FALLBACK[self.tracer]
-            log.warning(
-                "node for %s does not answer this tracer; internal native transfers now come "
-                "from %s", self.network.name, self.tracer,
-            )  # fmt: skip
+            return reconciled
+        try:
+            moves = await self._moves(busy, native)
+        except MissingState:
+            self._state_missing(blocks)
+            return reconciled
+        self._state_present(blocks[0].number)
+        return reconciled + moves
+
+    async def _moves(self, busy: Sequence[Block], native: Sequence[Transfer]) -> list[Transfer]:
+        for tracer in _TRACERS:
+            if not self._usable(tracer):
+                continue
+            try:
+                return await self._traced(busy, tracer)
+            except MethodNotFound as exc:
+                self._refused[tracer] = self._monotonic()
+                metrics.TRACER_UNSUPPORTED.labels(self.network.name, tracer).set(1)
+                log.warning(
+                    "node for %s lacks %s (%s); internal native transfers come from %s until "
+                    "it is asked again in %.0fs",
+                    self.network.name, tracer, exc.message, self.tracer, TRACER_REPROBE_SECONDS,
+                )  # fmt: skip
         return await self._reconciled(busy, native)
 
-    async def _traced(self, blocks: Sequence[Block], tracer: str) -> list[Transfer] | None:
+    def _usable(self, tracer: str) -> bool:
+        refused = self._refused.get(tracer)
+        if refused is None:
+            return True
+        if self._monotonic() - refused < TRACER_REPROBE_SECONDS:
+            return False
+        del self._refused[tracer]  # ask again: the API may have been enabled since
+        metrics.TRACER_UNSUPPORTED.labels(self.network.name, tracer).set(0)
+        return True
+
+    def _state_missing(self, blocks: Sequence[Block]) -> None:
+        self._unreconciled = True
+        metrics.STATE_MISSING_BLOCKS.labels(self.network.name).inc(len(blocks))
+        metrics.STATE_MISSING.labels(self.network.name).set(1)
+        if self._missing_since is None:
+            self._missing_since = blocks[0].number
+            log.warning(
+                "%s: node has no state for blocks from %d (pruned); crediting token and direct "
+                "native payments, and internal native transfers later by balance "
+                "reconciliation", self.network.name, blocks[0].number,
+            )  # fmt: skip
+
+    def _state_present(self, number: int) -> None:
+        if self._missing_since is None:
+            return
+        log.warning(
+            "%s: node has state again from block %d; blocks %d..%d were processed without it",
+            self.network.name, number, self._missing_since, number - 1,
+        )  # fmt: skip
+        self._missing_since = None
+        metrics.STATE_MISSING.labels(self.network.name).set(0)
+
+    async def _reconcile(self, block: Block) -> list[Transfer] | None:
+        """Credits for open native invoices whose balance before `block` exceeds their credits.
+
+        None when the node has no state there either. The key, ("reconciled:" + block hash +
+        ":" + address, -3), is the same on every replay of the block, and the amount is the
+        balance at a fixed block minus credits up to it: a replay finds the same, a later
+        reconciliation counts this one as credited, and a reorg of `block` orphans it.
+        """
+        if self.native_credited is None:
+            self._unreconciled = False
+            return []
+        addresses = sorted(self.screen(await self.open_native_addresses()))
+        if not addresses:
+            self._unreconciled = False
+            return []
+        try:
+            balances = await self.reader.get_balances(addresses, block.number - 1)
+        except MissingState:
+            return None
+        credited = await self.native_credited(addresses, block.number - 1)
+        self._unreconciled = False
+        self._state_present(block.number)
+        transfers: list[Transfer] = []
+        for address in addresses:
+            surplus = balances[address] - credited.get(address, 0)
+            if surplus <= 0:
+                continue
+            transfers.append(
+                _transfer(self.network.name, block, f"reconciled:{block.hash}:{address}",
+                          RECONCILED_LOG_INDEX, "reconciled", self.network.native.symbol,
+                          None, "", address, surplus)
+            )  # fmt: skip
+            metrics.RECONCILED_CREDITS.labels(self.network.name).inc()
+            log.error(
+                "%s: %d %s at %s arrived unseen before block %d (no state to trace it); "
+                "credited from its balance and flagged for review",
+                self.network.name, surplus, self.network.native.symbol, address, block.number,
+            )  # fmt: skip
+        return transfers
+
+    async def _traced(self, blocks: Sequence[Block], tracer: str) -> list[Transfer]:
+        """Internal transfers from `tracer`; `MethodNotFound` if the node lacks it."""
         client = self.reader.client
 
         async def one(number: int) -> list[InternalTransfer] | None:
@@ -167,7 +356,7 @@ class BlockFetcher:
             chunk = blocks[start : start + _TRACE_CONCURRENCY]
             results += await asyncio.gather(*(one(b.number) for b in chunk))
         if any(r is None for r in results):
-            return None
+            raise MethodNotFound(None, f"{tracer} is not available")
         moves = [move for r in results if r for move in r]
         hits = self.screen(m.to_address for m in moves)
         by_number = {b.number: b for b in blocks}
@@ -206,6 +395,11 @@ class BlockFetcher:
                                   None, "", address, credit)
                     )  # fmt: skip
         return transfers
+
+
+def _log_block(raw: dict[str, object]) -> int | None:
+    number = raw.get("blockNumber")
+    return int(number, 16) if isinstance(number, str) else None
 
 
 def _unexplained(address: str, block: Block, increase: int, native: Sequence[Transfer]) -> int:

@@ -16,19 +16,14 @@ from indexer.chain.decode import (
     decode_block,
     decode_internal_transfers,
 )
-from indexer.chain.errors import RangeTooLarge, RpcResponseError, UnknownBlock
-from indexer.chain.rpc import JsonRpcClient
-
-# JSON-RPC codes (and messages) by which nodes say a method or tracer is unavailable.
-_METHOD_NOT_FOUND = -32601
-_UNSUPPORTED_HINTS = (
-    "does not exist",
-    "not available",
-    "not supported",
-    "unsupported",
-    "unknown tracer",
-    "tracer not found",
+from indexer.chain.errors import (
+    MethodNotFound,
+    RangeTooLarge,
+    ResponseTooLarge,
+    RpcResponseError,
+    UnknownBlock,
 )
+from indexer.chain.rpc import JsonRpcClient
 
 
 class ChainReader:
@@ -87,8 +82,8 @@ class ChainReader:
     ) -> list[dict[str, Any]]:
         """Raw logs of blocks `from_block..to_block` inclusive, in chain order.
 
-        A `RangeTooLarge` refusal splits the range in halves, recursively; a single block the
-        node still refuses raises `RangeTooLarge` (it cannot be split, and must not be skipped).
+        A `RangeTooLarge` or `ResponseTooLarge` refusal splits the range in halves, recursively;
+        a single block the node still refuses raises (it cannot be split, nor be skipped).
         """
         logs: list[dict[str, Any]] = []
         pending = [(from_block, to_block)]  # a stack, popped lowest range first
@@ -96,7 +91,7 @@ class ChainReader:
             low, high = pending.pop()
             try:
                 logs.extend(await self._logs(low, high, addresses, topics))
-            except RangeTooLarge:
+            except (RangeTooLarge, ResponseTooLarge):
                 if low >= high:
                     raise
                 middle = (low + high) // 2
@@ -150,7 +145,8 @@ class ChainReader:
         `{"txHash", "result": call frame}` per transaction). anvil 1.7.1 supports it, and also
         the parity-style `trace_block`; geth needs the `debug` API enabled and an archive or
         recent-state node. A node without the method, or without the tracer, gives None;
-        a block the node does not have raises `UnknownBlock` (anvil: -32001 "Resource not found").
+        a block the node does not have raises `UnknownBlock` (anvil: -32001 "Resource not found"),
+        a block whose state the node pruned raises `MissingState`.
         """
         traces = await call_tracer(
             self.client, "debug_traceBlockByNumber", block_number, {"tracer": "callTracer"}
@@ -161,16 +157,15 @@ class ChainReader:
 async def call_tracer(
     client: JsonRpcClient, method: str, block_number: int, *options: Any
 ) -> Any | None:
-    """A block-trace call; None when the node lacks the method or tracer, never for a fault."""
+    """A block-trace call; None only when the node says it lacks the method or the tracer.
+
+    Every other refusal is raised as classified: a pruned state (`MissingState`) says nothing
+    about the node's abilities, and holds for older blocks only.
+    """
     try:
         traces = await client.call(method, [hex(block_number), *options])
-    except (RangeTooLarge, UnknownBlock):
-        raise
-    except RpcResponseError as exc:
-        message = exc.message.lower()
-        if exc.code == _METHOD_NOT_FOUND or any(h in message for h in _UNSUPPORTED_HINTS):
-            return None
-        raise
+    except MethodNotFound:
+        return None
     if traces is None:
         raise UnknownBlock(None, f"node returned no trace for block {block_number}")
     return traces

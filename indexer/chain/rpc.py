@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from indexer.chain.errors import (
+    MethodNotFound,
+    ResponseTooLarge,
     RpcConnectionError,
     RpcError,
     RpcHttpError,
@@ -29,6 +31,7 @@ from indexer.chain.errors import (
     classify_response_error,
 )
 from indexer.metrics import (
+    RPC_BATCH_LIMIT,
     RPC_ERRORS,
     RPC_REQUESTS,
     RPC_SECONDS,
@@ -42,7 +45,8 @@ Request = tuple[str, Sequence[Any]]
 
 _MAX_WS_MESSAGE = 256 * 1024 * 1024  # a full block or a block trace can exceed aiohttp's 4 MB
 _CLOSE_TIMEOUT = 2.0  # seconds to wait for a node to answer a websocket close
-_BATCH_REFUSED_STATUSES = frozenset({400, 413, 501})
+_BATCH_REFUSED_STATUSES = frozenset({400, 501})
+_BATCH_REPROBE_SECONDS = 600.0  # a node that refused batches is asked again after this long
 
 
 def _translate(exc: BaseException, timeout: float) -> RpcError:
@@ -159,7 +163,8 @@ class JsonRpcClient:
         self._ids = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
         self._channel: _WsChannel | None = None
-        self._batch_supported = True
+        self._batch_limit = max_batch
+        self._batches_refused_at: float | None = None  # monotonic time of the last refusal
 
     async def __aenter__(self) -> JsonRpcClient:
         return self
@@ -191,17 +196,67 @@ class JsonRpcClient:
     async def batch(self, requests: Sequence[Request]) -> list[Any]:
         """Results of several requests, in order; raises the first failure in request order.
 
-        Over HTTP this is a JSON-RPC batch (in chunks of `max_batch`). Over a websocket the
-        requests are pipelined on the open connection instead, which costs no extra round trips.
+        Over HTTP this is a JSON-RPC batch, in chunks of at most `batch_limit` requests. A node
+        that caps a batch (geth: more than 25 MB of results answers the rest -32003 "response
+        too large"; more than 1,000 items is "batch too large") keeps what it answered, and
+        the rest goes again in smaller chunks: the limit halves on each cap and grows back by
+        a quarter after each full chunk that passes, never above `max_batch`. A request that
+        is too large even alone goes as a single call, which geth does not cap. Over a
+        websocket the requests are pipelined on the open connection instead.
         """
         if not requests:
             return []
-        if self.is_websocket or not self._batch_supported:
+        if self.is_websocket or not self._batches_allowed():
             return await self._concurrent(requests)
         results: list[Any] = []
-        for start in range(0, len(requests), self.max_batch):
-            results.extend(await self._http_batch(requests[start : start + self.max_batch]))
+        start = 0
+        while start < len(requests):
+            if not self._batches_allowed():
+                results.extend(await self._concurrent(requests[start:]))
+                break
+            size = self.batch_limit
+            if size <= 1:
+                method, params = requests[start]
+                results.append(await self.call(method, params))
+                start += 1
+                continue
+            chunk = requests[start : start + size]
+            answered = await self._http_batch(chunk)
+            results.extend(answered)
+            start += len(answered)
+            if len(answered) == len(chunk):
+                if len(chunk) == size:
+                    self._set_batch_limit(size + max(1, size // 4))
+            elif self._batches_refused_at is None:  # capped: what fit is the next size
+                self._set_batch_limit(len(answered) or size // 2)
         return results
+
+    @property
+    def batch_limit(self) -> int:
+        """How many requests the next HTTP batch may carry (adapts to the node's caps)."""
+        return self._batch_limit
+
+    def _set_batch_limit(self, size: int) -> None:
+        size = max(1, min(size, self.max_batch))
+        if size < self._batch_limit:
+            log.warning(
+                "node for %s capped a batch; batches now carry at most %d requests",
+                self.network, size,
+            )  # fmt: skip
+        self._batch_limit = size
+        RPC_BATCH_LIMIT.labels(self.network).set(size)
+
+    def _batches_allowed(self) -> bool:
+        if self._batches_refused_at is None:
+            return True
+        if time.monotonic() - self._batches_refused_at >= _BATCH_REPROBE_SECONDS:
+            self._batches_refused_at = None  # ask again: the node may have been reconfigured
+            return True
+        return False
+
+    def _refuse_batches(self) -> None:
+        self._batches_refused_at = time.monotonic()
+        log.warning("node for %s refused a JSON-RPC batch; sending single calls", self.network)
 
     async def _concurrent(self, requests: Sequence[Request]) -> list[Any]:
         outcomes = await asyncio.gather(
@@ -213,6 +268,7 @@ class JsonRpcClient:
         return list(outcomes)
 
     async def _http_batch(self, requests: Sequence[Request]) -> list[Any]:
+        """Results of a prefix of `requests` (all of them unless the node capped the batch)."""
         payload = [self._request(method, params) for method, params in requests]
         for method, _ in requests:
             RPC_REQUESTS.labels(self.network, method).inc()
@@ -220,38 +276,49 @@ class JsonRpcClient:
         try:
             replies = await self._post(payload)
         except RpcHttpError as exc:
+            self._count_batch_error(requests, exc)
+            if exc.status == 413:  # this batch's size, not batching itself
+                return []
             if exc.status not in _BATCH_REFUSED_STATUSES:
-                self._count_batch_error(requests, exc)
                 raise
-            replies = None
-            if exc.status != 413:  # 413 is this batch's size, not batching itself
-                self._batch_supported = False
+            self._refuse_batches()
+            return []
         except RpcError as exc:
             self._count_batch_error(requests, exc)
             raise
         finally:
             RPC_SECONDS.labels(self.network, "batch").observe(time.perf_counter() - started)
         if not isinstance(replies, list):
-            # The node answered the batch with one error object: it does not do batches.
-            if replies is not None:
-                self._batch_supported = False
-            log.warning("node for %s refused a JSON-RPC batch; sending single calls", self.network)
-            return await self._concurrent(requests)
+            # One error object for the whole batch: a cap on its size, or no batches at all.
+            try:
+                _result(replies)
+                raise RpcResponseError(None, "node answered a batch with a single result")
+            except (ResponseTooLarge, MethodNotFound) as exc:
+                self._count_batch_error(requests, exc)
+                if isinstance(exc, MethodNotFound):
+                    self._refuse_batches()
+                return []
+            except RpcResponseError as exc:
+                if type(exc) is not RpcResponseError or exc.transient:
+                    self._count_batch_error(requests, exc)
+                    raise
+                self._refuse_batches()  # e.g. -32600 "invalid request" from a node without them
+                return []
         by_id = {reply.get("id"): reply for reply in replies if isinstance(reply, dict)}
         results: list[Any] = []
-        first_error: RpcError | None = None
         for (method, _), request in zip(requests, payload, strict=True):
             reply = by_id.get(request["id"])
             try:
                 if reply is None:
                     raise RpcResponseError(None, f"batch reply lacks id {request['id']}")
                 results.append(_result(reply))
+            except ResponseTooLarge as exc:
+                # geth answers every request after its cap this way: keep what came before
+                RPC_ERRORS.labels(self.network, method, exc.kind).inc()
+                return results
             except RpcError as exc:
                 RPC_ERRORS.labels(self.network, method, exc.kind).inc()
-                first_error = first_error or exc
-                results.append(None)
-        if first_error is not None:
-            raise first_error
+                raise
         return results
 
     def _count_batch_error(self, requests: Sequence[Request], exc: RpcError) -> None:

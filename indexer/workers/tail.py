@@ -20,6 +20,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from indexer.domain.network import Network
 from indexer.matcher import AddressMatcher
 from indexer.services.blocks import BlockService, ReorgDetected
 from indexer.store import chain as queries
+from indexer.store import reconciliation
 from indexer.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -243,7 +245,19 @@ class TailWorker:
             now = self.clock.now()
             return await self.db.read(lambda c: queries.open_native_addresses(c, name, native, now))
 
-        fetcher = BlockFetcher(reader, self.network, self.matcher.screen, open_native_addresses)
+        async def native_credited(addresses: Sequence[str], through: int) -> dict[str, int]:
+            return await self.db.read(
+                lambda c: reconciliation.native_credited(c, name, native, addresses, through)
+            )
+
+        async def open_addresses() -> list[str]:
+            now = self.clock.now()
+            return await self.db.read(lambda c: reconciliation.open_addresses(c, name, now))
+
+        fetcher = BlockFetcher(
+            reader, self.network, self.matcher.screen, open_native_addresses,
+            native_credited=native_credited, open_addresses=open_addresses,
+        )  # fmt: skip
         return BlockService(self.db, self.settings, self.network, reader, fetcher, self.clock)
 
     async def _check_chain_id(self, reader: ChainReader) -> None:

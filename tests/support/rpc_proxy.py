@@ -10,6 +10,17 @@ deterministically between two awaits. Faults are plain attributes:
 - `unknown_blocks`: block numbers the node pretends not to know ("unknown block")
 - `reject_batches`: answer a JSON-RPC batch with one error object, as nodes without batches do
 - `drop_websockets()`: cut every open websocket now (transport aborted, no close frame)
+- `pruned_beyond`: keep state only for the latest N blocks, as geth and BSC do (128 by default):
+  `eth_getBalance`, `eth_call`, `eth_getTransactionCount` at an older block answer geth's
+  "historical state <root> is not available", `debug_traceBlockByNumber` and `trace_block`
+  answer "required historical state unavailable (reexec=128)" (both -32000)
+- `batch_response_cap`: bytes of results a batch may carry; past it every further request of
+  the batch answers -32003 "response too large", as geth's 25 MB `--rpc.batchresponsemaxsize`
+- `batch_item_limit`: a batch with more requests answers one -32600 "batch too large" object
+- `empty_logs`: block number -> how many more times `eth_getLogs` hides that block's logs
+  (a broken or lying node); each answer that hid something counts one down
+- `results`: method name -> result to answer instead of forwarding (a syncing node's
+  `eth_syncing` object and `eth_blockNumber` of 0, for instance)
 
 `requests` records every (method, params) the proxy received, in arrival order.
 """
@@ -25,6 +36,15 @@ from aiohttp import web
 
 RANGE_TOO_LARGE = {"code": -32005, "message": "query returned more than 10000 results"}
 UNKNOWN_BLOCK = {"code": -32000, "message": "unknown block"}
+RESPONSE_TOO_LARGE = {"code": -32003, "message": "response too large"}  # geth rpc/errors.go
+BATCH_TOO_LARGE = {"code": -32600, "message": "batch too large"}
+TRACE_STATE_MISSING = {
+    "code": -32000,
+    "message": "required historical state unavailable (reexec=128)",
+}
+
+_STATE_METHODS = {"eth_getBalance": 1, "eth_call": 1, "eth_getTransactionCount": 1}
+_TRACE_METHODS = {"debug_traceBlockByNumber": 0, "trace_block": 0}
 
 # Where each method carries a block number among its params.
 _BLOCK_PARAM = {"eth_getBlockByNumber": 0, "debug_traceBlockByNumber": 0, "eth_getBalance": 1}
@@ -49,6 +69,11 @@ class RpcProxy:
         self.max_log_range: int | None = None
         self.unknown_blocks: set[int] = set()
         self.reject_batches = False
+        self.pruned_beyond: int | None = None
+        self.batch_response_cap: int | None = None
+        self.batch_item_limit: int | None = None
+        self.empty_logs: dict[int, int] = {}
+        self.results: dict[str, Any] = {}
 
     @property
     def url(self) -> str:
@@ -104,16 +129,82 @@ class RpcProxy:
             if self.reject_batches:
                 error = {"code": -32600, "message": "batch requests are not supported"}
                 return web.json_response({"jsonrpc": "2.0", "id": None, "error": error})
-            return web.json_response(await asyncio.gather(*(self._answer(r) for r in body)))
+            if self.batch_item_limit is not None and len(body) > self.batch_item_limit:
+                first = next((r.get("id") for r in body if isinstance(r, dict)), None)
+                return web.json_response(
+                    [{"jsonrpc": "2.0", "id": first, "error": BATCH_TOO_LARGE}]
+                )
+            return web.json_response(await self._answer_batch(body))
         return web.json_response(await self._answer(body))
 
+    async def _answer_batch(self, body: list[dict[str, Any]]) -> list[Any]:
+        # In order, like geth: once the results pass the cap, the rest answer "too large".
+        replies: list[Any] = []
+        size = 0
+        for request in body:
+            if self.batch_response_cap is not None and size > self.batch_response_cap:
+                replies.append(
+                    {"jsonrpc": "2.0", "id": request.get("id"), "error": RESPONSE_TOO_LARGE}
+                )
+                continue
+            reply = await self._answer(request)
+            size += len(json.dumps(reply.get("result")))
+            replies.append(reply)
+        return replies
+
     async def _answer(self, request: dict[str, Any]) -> Any:
-        fault = self._fault(request)
+        fault = self._fault(request) or await self._pruned(request)
         if fault is not None:
             return fault
+        reply = await self._upstream(request)
+        if request.get("method") == "eth_getLogs" and self.empty_logs:
+            reply = self._hide_logs(reply)
+        return reply
+
+    async def _upstream(self, request: dict[str, Any]) -> Any:
         assert self._session is not None
         async with self._session.post(self.upstream, json=request) as response:
             return await response.json()
+
+    async def _pruned(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """geth's answer for a state older than the latest `pruned_beyond` blocks, or None."""
+        if self.pruned_beyond is None:
+            return None
+        method, params = str(request.get("method")), list(request.get("params") or [])
+        position = _STATE_METHODS.get(method, _TRACE_METHODS.get(method))
+        if position is None or len(params) <= position:
+            return None
+        tag = params[position]
+        if not (isinstance(tag, str) and tag.startswith("0x")):
+            return None
+        number = int(tag, 16)
+        # A trace of block n re-executes it on the state of n - 1.
+        state_at = number - 1 if method in _TRACE_METHODS else number
+        head = int((await self._upstream(_call("eth_blockNumber", [])))["result"], 16)
+        if head - state_at < self.pruned_beyond:
+            return None
+        if method in _TRACE_METHODS:
+            error = TRACE_STATE_MISSING
+        else:
+            block = (await self._upstream(_call("eth_getBlockByNumber", [tag, False])))["result"]
+            root = (block or {}).get("stateRoot", "0x" + "00" * 32).removeprefix("0x")
+            error = {"code": -32000, "message": f"historical state {root} is not available"}
+        return {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
+
+    def _hide_logs(self, reply: dict[str, Any]) -> dict[str, Any]:
+        logs = reply.get("result")
+        if not isinstance(logs, list):
+            return reply
+        kept, hidden = [], set()
+        for log in logs:
+            number = int(log["blockNumber"], 16)
+            if self.empty_logs.get(number, 0) > 0:
+                hidden.add(number)
+            else:
+                kept.append(log)
+        for number in hidden:
+            self.empty_logs[number] -= 1
+        return {**reply, "result": kept}
 
     def _fault(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """An injected error reply for this request, or None to forward it."""
@@ -167,9 +258,14 @@ class RpcProxy:
             if self.delay:
                 await asyncio.sleep(self.delay)
             request = json.loads(message.data)
-            fault = self._fault(request) if isinstance(request, dict) else None
+            fault = None
+            if isinstance(request, dict):
+                fault = self._fault(request) or await self._pruned(request)
             if fault is not None:
                 await client.send_str(json.dumps(fault))
+            elif isinstance(request, dict) and request.get("method") == "eth_getLogs":
+                reply = self._hide_logs(await self._upstream(request))
+                await client.send_str(json.dumps(reply))
             else:
                 await upstream.send_str(message.data)
 
@@ -179,3 +275,7 @@ class RpcProxy:
         async for message in upstream:
             if message.type == aiohttp.WSMsgType.TEXT and not client.closed:
                 await client.send_str(message.data)
+
+
+def _call(method: str, params: list[Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 0, "method": method, "params": params}
