@@ -207,9 +207,11 @@ class RpcProxy:
         return {**reply, "result": kept}
 
     def _fault(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        """An injected error reply for this request, or None to forward it."""
+        """An injected reply (error or canned result) for this request, or None to forward it."""
         method, params = str(request.get("method")), list(request.get("params") or [])
         self.requests.append((method, params))
+        if method in self.results:
+            return {"jsonrpc": "2.0", "id": request.get("id"), "result": self.results[method]}
         error: dict[str, Any] | None = None
         if method == "eth_getLogs" and self.max_log_range is not None:
             query = params[0]
