@@ -17,6 +17,7 @@ from aiohttp import web
 from api.bootstrap import Gateway
 from api.errors import ApiError, error_middleware
 from api.keys import GATEWAY
+from api.requests import parse_json, read_body
 from indexer.services.snapshots import backup_database, export_snapshot
 from indexer.store.database import StoreError
 
@@ -27,12 +28,21 @@ def socket_path(database: Path) -> Path:
     return database.resolve().parent / f".{database.name}.admin.sock"
 
 
+async def _command(request: web.Request, *names: str) -> dict[str, str]:
+    """The command's JSON object with these string fields (a 400 naming the field otherwise)."""
+    body = parse_json(request, await read_body(request))
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
+    for name in names:
+        if not isinstance(body.get(name), str):
+            raise ApiError(400, f"invalid_{name}", f"{name} is required (a string)", name)
+    return {name: body[name] for name in names}
+
+
 @routes.post("/admin/stores")
 async def create_store(request: web.Request) -> web.Response:
-    body = await request.json()
-    store, key = await request.app[GATEWAY].stores.create_store(
-        body.get("name"), body.get("evm_xpub")
-    )
+    body = await _command(request, "name", "evm_xpub")
+    store, key = await request.app[GATEWAY].stores.create_store(body["name"], body["evm_xpub"])
     return web.json_response(
         {"store_id": store.id, "api_key": key.secret, "key_id": key.key_id}, status=201
     )
@@ -48,7 +58,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 @routes.post("/admin/export")
 async def export(request: web.Request) -> web.Response:
-    body = await request.json()
+    body = await _command(request, "out")
     try:
         summary = await export_snapshot(request.app[GATEWAY].db, Path(body["out"]))
     except StoreError as exc:  # target not empty, disk full: the operator's to fix
@@ -58,7 +68,7 @@ async def export(request: web.Request) -> web.Response:
 
 @routes.post("/admin/backup")
 async def backup(request: web.Request) -> web.Response:
-    body = await request.json()
+    body = await _command(request, "out")
     try:
         summary = await backup_database(request.app[GATEWAY].db, Path(body["out"]))
     except StoreError as exc:

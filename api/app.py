@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from api import checkout, logs
 from api.bootstrap import Gateway
-from api.errors import Handler, error_middleware
+from api.errors import HTTP_CODES, Handler, error_middleware, error_response
 from api.keys import GATEWAY, LOG_NOTE
 from api.requests import MAX_BODY
 from api.routes import events, invoices, store, system, webhooks
@@ -26,7 +27,8 @@ EXTRA_ROUTES: list[web.RouteTableDef] = []  # webhooks, events, checkout registe
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, latency histogram by route template (bounded labels), access log line."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or new_id("req")
+    given = request.headers.get("X-Request-Id", "")[:64]
+    request_id = given if _REQUEST_ID.fullmatch(given) else new_id("req")
     request[REQUEST_ID] = request_id
     logs.REQUEST_ID.set(request_id)  # this request's own task: lines it logs carry the id
     started = time.perf_counter()
@@ -58,6 +60,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             )
 
 
+_REQUEST_ID = re.compile(r"[!-~]{1,64}")  # printable ASCII: it goes into logs and a header
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -69,6 +72,58 @@ def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
         metrics.API_REQUESTS.labels(route, method, str(status)),
         metrics.API_SECONDS.labels(route, method),
     )
+
+
+class _JsonErrorHandler(web.RequestHandler):
+    """Answers what aiohttp's own HTTP parser refuses (a header over 8 KB, Content-Length with
+    Transfer-Encoding, a bad request line) in the API's JSON error shape.
+
+    Those requests never reach a middleware or the request factory's handler: aiohttp's
+    protocol builds the answer in `handle_error`, as text/plain. This keeps its logging and
+    its checks and replaces only the body.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; raises if already sent
+        if status >= 500:
+            response = error_response(
+                status, "internal_error", "internal error; it has been logged"
+            )
+        else:  # the parser's own text may echo the request's bytes: never send it back
+            code = HTTP_CODES.get(status, "bad_request")
+            response = error_response(
+                status, code, _PARSER_MESSAGES.get(type(exc), "malformed HTTP request")
+            )
+        response.force_close()
+        return response
+
+
+_PARSER_MESSAGES = {
+    http_exceptions.LineTooLong: "a request line or header is too long (at most 8190 bytes)",
+    http_exceptions.InvalidHeader: "a request header is malformed",
+    http_exceptions.BadStatusLine: "the request line is malformed",
+}
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ApiRunner(web.AppRunner):
+    """`web.AppRunner` whose connections answer HTTP parser errors as JSON: use it for every
+    site that serves the API (aiohttp has no public hook for those answers)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer  # same state; only the protocol class differs
+        return server
 
 
 def build_app(gateway: Gateway, api: bool = True) -> web.Application:

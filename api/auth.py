@@ -18,9 +18,12 @@ def authenticated_store(request: web.Request) -> Store:
         return cached
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
         raise ApiError(401, "unauthorized", "send your API key as 'Authorization: Bearer <key>'")
-    store = request.app[GATEWAY].stores.authenticate(secret.strip())
+    # Keys are ASCII; bytes that are not UTF-8 arrive as surrogate escapes and must never reach
+    # the hash (which would raise): such a header is simply not a known key.
+    store = request.app[GATEWAY].stores.authenticate(secret) if secret.isascii() else None
     if store is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
     request[STORE] = store

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from api import admin, copies, dev, startup
-from api.app import build_app
+from api.app import ApiRunner, build_app
 from api.bootstrap import Gateway, background_loops
 from api.command import Handler, UsageError, call_admin, settings_from
 from api.logs import configure_logging
@@ -35,10 +35,14 @@ log = logging.getLogger("chainpay")
 COMMANDS: dict[str, Handler] = {}  # filled by build_parser(), never at import
 
 
+class ListenError(Exception):
+    """The HTTP port cannot be bound (in use, not permitted): exit 1, one line."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
+    if not getattr(args, "command", None) or not getattr(args, "command_key", None):
         parser.print_help()
         return 2
     try:
@@ -49,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ValidationError, ConflictError, NotFoundError) as exc:
         _fail(f"chainpay: {getattr(exc, 'message', exc)}")
         return 2
-    except StoreError as exc:
+    except (StoreError, ListenError) as exc:
         _fail(f"chainpay: {exc}")
         return 1
     except KeyboardInterrupt:
@@ -88,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(command_key="migrate")
     COMMANDS["migrate"] = cmd_migrate
 
-    store = sub.add_parser("store", help="manage stores").add_subparsers(dest="store_command")
+    store = sub.add_parser("store", help="manage stores").add_subparsers(
+        dest="store_command", required=True
+    )
     create = store.add_parser("create", help="create a store and print its first API key")
     create.add_argument("--name", required=True)
     create.add_argument(
@@ -98,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(command="store", command_key="store create")
     COMMANDS["store create"] = cmd_store_create
 
-    key = sub.add_parser("key", help="manage API keys").add_subparsers(dest="key_command")
+    key = sub.add_parser("key", help="manage API keys").add_subparsers(
+        dest="key_command", required=True
+    )
     key_create = key.add_parser("create", help="create another API key for a store")
     key_create.add_argument("store_id")
     key_create.add_argument("--json", action="store_true")
@@ -142,9 +150,14 @@ async def serve(
     """
     banner = await startup.probe_networks(gateway)  # a wrong chain id stops us before binding
     app = build_app(gateway, api=api)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = ApiRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:  # EADDRINUSE, EACCES, an address not on this machine
+        await runner.cleanup()
+        await gateway.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     admin_runner = web.AppRunner(admin.build_admin_app(gateway), access_log=None)
     await admin_runner.setup()
     sock = admin.socket_path(gateway.settings.database)

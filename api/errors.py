@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
+from indexer.store.database import StorageUnavailable
 
 log = logging.getLogger("chainpay.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,7 +40,7 @@ def error_response(
     )
 
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -65,12 +66,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(404, "not_found", exc.message)
     except ConflictError as exc:
         return error_response(409, exc.code, exc.message)
+    except StorageUnavailable as exc:  # disk full, read-only, frozen: retry, nothing is lost
+        log.warning("storage unavailable on %s %s: %s", request.method, request.rel_url.path, exc)
+        return error_response(503, "storage_unavailable", str(exc), headers={"Retry-After": "5"})
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "body_too_large", "the request body is too large")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
+        code = HTTP_CODES.get(exc.status, "http_error")
         message = exc.reason if exc.status != 404 else "no such route"
         return error_response(exc.status, code, message, headers=_allow(exc))
     except Exception:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from api.requests import LIMIT
+from api.routes.invoices import IDEMPOTENCY_KEY, INVOICE_CURSOR, ORDER_ID, STATUS
 from indexer import __version__
+from indexer.config import EXPIRES_IN_RANGE, Settings
 from indexer.domain.invoice import INVOICE_EVENT_TYPES, InvoiceException, PaymentState, Status
 
-# Route modules outside the core (webhooks, checkout) register their paths and schemas here.
-EXTRA_PATHS: dict[str, dict[str, Any]] = {}
-EXTRA_SCHEMAS: dict[str, dict[str, Any]] = {}
+Part = tuple[dict[str, Any], dict[str, Any]]
+# Route modules outside the core (webhooks, events) register a builder of their paths and
+# schemas here; each gets the running gateway's settings, as the core paths do.
+EXTRA_PARTS: list[Callable[[Settings], Part]] = []
 
 
 def ref(name: str) -> dict[str, str]:
@@ -35,8 +40,69 @@ def json_body(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_DECIMAL = {"type": "string", "pattern": r"^\d+(\.\d+)?$", "example": "12.5"}
+_DECIMAL = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "example": "12.5"}
 _TIME = {"type": "string", "format": "date-time"}
+# parse_amount refuses longer strings; the pattern keeps base units below 10**77 < 2**256.
+MAX_AMOUNT_LENGTH = 200
+UINT256_DIGITS = 77
+
+
+def amount_pattern(decimals: int) -> str:
+    """The amounts parse_amount accepts for an asset: ASCII digits, greater than zero, at most
+    `decimals` places, below 10**77 base units. No lookahead: generators must handle it."""
+    whole = f"0*[1-9][0-9]{{0,{UINT256_DIGITS - 1 - decimals}}}"
+    if decimals == 0:
+        return f"^{whole}$"
+    # a zero whole part needs a non-zero digit somewhere in its <= decimals places
+    fractions = "|".join(f"[0-9]{{{k}}}[1-9][0-9]{{0,{decimals - 1 - k}}}" for k in range(decimals))
+    return f"^(?:{whole}(?:\\.[0-9]{{1,{decimals}}})?|0+\\.(?:{fractions}))$"
+
+
+def invoice_create_schema(settings: Settings) -> dict[str, Any]:
+    """One variant per configured (network, asset): enums of what this gateway serves, and
+    each asset's own amount rule."""
+    low, high = EXPIRES_IN_RANGE
+    common = {
+        "order_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+        "metadata": {"type": ["object", "null"], "description": "At most 8 KB of JSON"},
+        "expires_in": {
+            "type": "integer",
+            "minimum": low,
+            "maximum": high,
+            "default": settings.default_expires_in,
+        },
+        "redirect_url": {
+            "type": ["string", "null"],
+            "pattern": "^https?://",
+            "minLength": 8,
+            "maxLength": 2048,
+        },
+    }
+    variants = [
+        {
+            "type": "object",
+            "title": f"{name} {asset.symbol}",
+            "required": ["network", "asset", "amount"],
+            "additionalProperties": False,
+            "properties": {
+                "network": {"const": name},
+                "asset": {"const": asset.symbol},
+                "amount": {
+                    "type": "string",
+                    "pattern": amount_pattern(asset.decimals),
+                    "maxLength": MAX_AMOUNT_LENGTH,
+                    "description": f"{asset.symbol} ({asset.decimals} decimals), decimal string",
+                },
+                **common,
+            },
+        }
+        for name, network in sorted(settings.networks.items())
+        for asset in network.assets
+    ]
+    if not variants:  # no network configured: nothing can be created
+        return {"not": {}}
+    return {"oneOf": variants}
+
 
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -52,20 +118,6 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
                     "field": {"type": ["string", "null"]},
                 },
             }
-        },
-    },
-    "InvoiceCreate": {
-        "type": "object",
-        "required": ["network", "asset", "amount"],
-        "additionalProperties": False,
-        "properties": {
-            "network": {"type": "string", "example": "ethereum"},
-            "asset": {"type": "string", "example": "USDT"},
-            "amount": {**_DECIMAL, "description": "In the asset's units, as a decimal string"},
-            "order_id": {"type": "string", "maxLength": 200},
-            "metadata": {"type": "object", "description": "At most 8 KB of JSON"},
-            "expires_in": {"type": "integer", "minimum": 60, "maximum": 2592000, "default": 900},
-            "redirect_url": {"type": "string", "format": "uri", "maxLength": 2048},
         },
     },
     "Payment": {
@@ -143,9 +195,7 @@ def _core_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Create an invoice with a fresh deposit address",
                 "security": secured,
-                "parameters": [
-                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
-                ],
+                "parameters": [IDEMPOTENCY_KEY.openapi()],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": ref("InvoiceCreate")}},
@@ -159,18 +209,10 @@ def _core_paths() -> dict[str, Any]:
                 "summary": "List invoices, newest first",
                 "security": secured,
                 "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                    },
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "schema": {"enum": [s.value for s in Status]},
-                    },
-                    {"name": "order_id", "in": "query", "schema": {"type": "string"}},
-                    {"name": "starting_after", "in": "query", "schema": {"type": "string"}},
+                    LIMIT.openapi(),
+                    STATUS.openapi(),
+                    ORDER_ID.openapi(),
+                    INVOICE_CURSOR.openapi(),
                 ],
                 "responses": {"200": json_body(ref("InvoiceList")), **error_responses(400, 401)},
             },
@@ -233,7 +275,13 @@ def _core_paths() -> dict[str, Any]:
     }
 
 
-def openapi_document(public_url: str) -> dict[str, Any]:
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The document of this gateway: its networks, assets and webhook URL rules."""
+    paths, schemas = _core_paths(), {**_SCHEMAS, "InvoiceCreate": invoice_create_schema(settings)}
+    for build in EXTRA_PARTS:
+        more_paths, more_schemas = build(settings)
+        paths.update(more_paths)
+        schemas.update(more_schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -244,10 +292,10 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 'asset\'s units; errors are {"error": {"code", "message", "field"}}.'
             ),
         },
-        "servers": [{"url": public_url}],
+        "servers": [{"url": settings.public_url}],
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**_SCHEMAS, **EXTRA_SCHEMAS},
+            "schemas": schemas,
         },
-        "paths": {**_core_paths(), **EXTRA_PATHS},
+        "paths": paths,
     }

@@ -6,6 +6,7 @@ CLI can print one line and exit 2. Unknown keys are errors too: a typo must not 
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -21,6 +22,8 @@ DEFAULT_FILE = "chainpay.toml"
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _SYMBOL = re.compile(r"^[A-Za-z0-9.]{1,16}$")
+# An invoice's lifetime in seconds: the API's `expires_in` bounds, and so the default's too.
+EXPIRES_IN_RANGE = (60, 30 * 86400)
 
 
 class ConfigError(Exception):
@@ -104,7 +107,7 @@ def load_settings(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(source, "-", f"cannot read ({exc})") from None
     overrides = _env_overrides(env)
-    return _build(raw, source, overrides)
+    return _build(_merged(raw, overrides), source, overrides)
 
 
 def _env_overrides(env: dict[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
@@ -120,6 +123,25 @@ def _env_overrides(env: dict[str, str]) -> dict[tuple[str, ...], tuple[str, Any]
             value = text
         result[path] = (f"environment variable {name}", value)
     return result
+
+
+def _merged(
+    raw: dict[str, Any], overrides: dict[tuple[str, ...], tuple[str, Any]]
+) -> dict[str, Any]:
+    """The file's tables with every override set in place, so both meet the same checks: an
+    unknown or misspelt key is refused whether it came from the file or a variable."""
+    merged = copy.deepcopy(raw)
+    for path, (origin, value) in overrides.items():
+        if not all(path):
+            raise ConfigError(origin, "-", "expected CHAINPAY_KEY or CHAINPAY_TABLE__KEY")
+        table = merged
+        for depth, part in enumerate(path[:-1]):
+            inner = table.setdefault(part, {})
+            if not isinstance(inner, dict):
+                raise ConfigError(origin, ".".join(path[: depth + 1]), "is not a table")
+            table = inner
+        table[path[-1]] = value
+    return merged
 
 
 class _Reader:
@@ -169,7 +191,7 @@ class _Reader:
     def only(self, allowed: set[str]) -> None:
         for name in self.table:
             if name not in allowed:
-                raise ConfigError(self.source, self.key(name), "unknown key")
+                raise self.fail(name, "unknown key")
 
     def sub(self, name: str, default: Any = None) -> _Reader:
         value = self.table.get(name, {} if default is None else default)
@@ -187,9 +209,6 @@ def _build(
 ) -> Settings:
     top = _Reader(raw, source, "", overrides)
     top.only(_TOP_KEYS)
-    for path, (origin, _) in overrides.items():
-        if path[0] not in _TOP_KEYS:
-            raise ConfigError(origin, ".".join(path), "unknown key")
     database = top.get("database", str, "./chainpay.duckdb")
     if not database.strip():
         raise top.fail("database", "must not be empty")
@@ -244,7 +263,7 @@ def _build(
         public_url=public_url,
         networks=networks,
         webhooks=hook_settings,
-        default_expires_in=_positive(invoices, "default_expires_in", int, 900),
+        default_expires_in=_expires_in(invoices),
         monitoring_window=_positive(invoices, "monitoring_window", int, 86400, allow_zero=True),
         on_event_hook=on_event,
         log_format=log_format,
@@ -254,6 +273,16 @@ def _build(
         analytics=analytics_settings,
         duckdb_threads=_positive(duckdb, "threads", int, 1),
     )
+
+
+def _expires_in(invoices: _Reader) -> int:
+    low, high = EXPIRES_IN_RANGE
+    value: int = invoices.get("default_expires_in", int, 900)
+    if not low <= value <= high:
+        raise invoices.fail(
+            "default_expires_in", f"must be between {low} and {high} seconds (as the API's)"
+        )
+    return value
 
 
 def _positive(reader: _Reader, name: str, kind: Any, default: Any, allow_zero: bool = False) -> Any:
@@ -283,8 +312,6 @@ _NETWORK_KEYS = {
 # Ethereum and its testnets have a 12 s slot. Unknown chains get the slowest, 12 s.
 BLOCK_TIMES: dict[int, float] = {1: 12.0, 17000: 12.0, 11155111: 12.0, 560048: 12.0,
                                  56: 0.45, 97: 0.45}  # fmt: skip
-
-
 
 
 def _network(parent: _Reader, name: str) -> Network:

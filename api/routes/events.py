@@ -8,12 +8,16 @@ from aiohttp import web
 
 from api.auth import authenticated_store
 from api.keys import GATEWAY
-from api.openapi import EXTRA_PATHS, error_responses, json_body, ref
-from api.requests import parse_json, query_limit, query_text, read_body
-from api.routes.webhooks import page_parameters
+from api.openapi import EXTRA_PARTS, Part, error_responses, json_body, ref
+from api.requests import LIMIT, QueryText, cursor, parse_json, read_body
+from api.routes.webhooks import DELIVERY_CURSOR
+from indexer.config import Settings
 from indexer.services.webhooks import EVENT_TYPES
 
 routes = web.RouteTableDef()
+TYPE = QueryText("type", EVENT_TYPES)
+INVOICE_ID = QueryText("invoice_id", description="Only events of this invoice")
+EVENT_CURSOR = cursor("evt_[0-9A-Za-z]{22}", "an event")
 
 
 @routes.get("/v1/events")
@@ -21,10 +25,10 @@ async def list_events(request: web.Request) -> web.Response:
     store = authenticated_store(request)
     items, has_more = await request.app[GATEWAY].webhooks.list_events(
         store.id,
-        limit=query_limit(request),
-        type_=query_text(request, "type", EVENT_TYPES),
-        invoice_id=query_text(request, "invoice_id"),
-        starting_after=query_text(request, "starting_after"),
+        limit=LIMIT.parse(request),
+        type_=TYPE.parse(request),
+        invoice_id=INVOICE_ID.parse(request),
+        starting_after=EVENT_CURSOR.parse(request),
     )
     return web.json_response({"object": "list", "data": items, "has_more": has_more})
 
@@ -43,7 +47,7 @@ async def event_deliveries(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
     await webhooks.get_event(store.id, event_id)  # 404 for another store's event
     items, has_more = await webhooks.deliveries(
-        store.id, query_limit(request), query_text(request, "starting_after"), event_id=event_id
+        store.id, LIMIT.parse(request), DELIVERY_CURSOR.parse(request), event_id=event_id
     )
     return web.json_response({"object": "list", "data": items, "has_more": has_more})
 
@@ -63,7 +67,6 @@ async def redeliver(request: web.Request) -> web.Response:
 def _event_paths() -> dict[str, Any]:
     secured: list[dict[str, list[str]]] = [{"apiKey": []}]
     one = [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-    pages = page_parameters()
     event = {
         "type": "object",
         "description": "Exactly the JSON body endpoints receive",
@@ -89,9 +92,10 @@ def _event_paths() -> dict[str, Any]:
                 "summary": "List events, newest first",
                 "security": secured,
                 "parameters": [
-                    *pages,
-                    {"name": "type", "in": "query", "schema": ref("WebhookEventType")},
-                    {"name": "invoice_id", "in": "query", "schema": {"type": "string"}},
+                    LIMIT.openapi(),
+                    EVENT_CURSOR.openapi(),
+                    TYPE.openapi(),
+                    INVOICE_ID.openapi(),
                 ],
                 "responses": {"200": json_body(events_list), **error_responses(400, 401)},
             }
@@ -108,7 +112,7 @@ def _event_paths() -> dict[str, Any]:
             "get": {
                 "summary": "Deliveries of one event (endpoints and the on_event hook)",
                 "security": secured,
-                "parameters": one + pages,
+                "parameters": [*one, LIMIT.openapi(), DELIVERY_CURSOR.openapi()],
                 "responses": {
                     "200": json_body(ref("DeliveryList")),
                     **error_responses(400, 401, 404),
@@ -127,7 +131,13 @@ def _event_paths() -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "additionalProperties": False,
-                                "properties": {"endpoint_id": {"type": "string"}},
+                                "properties": {
+                                    "endpoint_id": {
+                                        "type": ["string", "null"],
+                                        "description": "we_…; null or absent for every "
+                                        "subscribed endpoint",
+                                    }
+                                },
                             }
                         }
                     },
@@ -141,4 +151,8 @@ def _event_paths() -> dict[str, Any]:
     }
 
 
-EXTRA_PATHS.update(_event_paths())
+def _part(settings: Settings) -> Part:
+    return _event_paths(), {}
+
+
+EXTRA_PARTS.append(_part)

@@ -5,23 +5,29 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.auth import authenticated_store
-from api.errors import ApiError
 from api.keys import GATEWAY, LOG_NOTE
-from api.requests import parse_json, query_limit, query_text, read_body
+from api.requests import LIMIT, Header, QueryText, cursor, parse_json, read_body
 from indexer.domain.invoice import Status
 from indexer.services.invoices import parse_new_invoice, request_fingerprint
 
 routes = web.RouteTableDef()
-_STATUSES = tuple(s.value for s in Status)
+# Printable ASCII without leading or trailing spaces (aiohttp strips those from header values).
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    r"[!-~](?:[ -~]{0,253}[!-~])?",
+    "Idempotency-Key must be 1-255 printable ASCII characters",
+    "Retrying with the same key and body replays the first answer (kept 24 hours)",
+)
+STATUS = QueryText("status", tuple(s.value for s in Status))
+ORDER_ID = QueryText("order_id", description="Only invoices with this order_id")
+INVOICE_CURSOR = cursor("inv_[0-9A-Za-z]{22}", "an invoice")
 
 
 @routes.post("/v1/invoices")
 async def create_invoice(request: web.Request) -> web.Response:
     store = authenticated_store(request)
     gateway = request.app[GATEWAY]
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters")
+    key = IDEMPOTENCY_KEY.parse(request)
     body = await read_body(request)
     command = parse_new_invoice(parse_json(request, body), gateway.settings)
     fingerprint = request_fingerprint("POST", "/v1/invoices", body) if key is not None else ""
@@ -51,9 +57,9 @@ async def list_invoices(request: web.Request) -> web.Response:
     store = authenticated_store(request)
     items, has_more = await request.app[GATEWAY].invoices.list(
         store.id,
-        limit=query_limit(request),
-        status=query_text(request, "status", _STATUSES),
-        order_id=query_text(request, "order_id"),
-        starting_after=query_text(request, "starting_after"),
+        limit=LIMIT.parse(request),
+        status=STATUS.parse(request),
+        order_id=ORDER_ID.parse(request),
+        starting_after=INVOICE_CURSOR.parse(request),
     )
     return web.json_response({"object": "list", "data": items, "has_more": has_more})

@@ -47,4 +47,4 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(request.app[GATEWAY].settings.public_url))
+    return web.json_response(openapi_document(request.app[GATEWAY].settings))

@@ -8,12 +8,16 @@ from aiohttp import web
 
 from api.auth import authenticated_store
 from api.keys import GATEWAY
-from api.openapi import EXTRA_PATHS, EXTRA_SCHEMAS, error_responses, json_body, ref
-from api.requests import parse_json, query_limit, query_text, read_body
+from api.openapi import EXTRA_PARTS, Part, error_responses, json_body, ref
+from api.requests import LIMIT, cursor, parse_json, read_body
+from indexer.config import Settings
 from indexer.services.webhooks import EVENT_TYPES, MAX_DESCRIPTION, SUBSCRIBABLE
+from indexer.webhook.target import MAX_URL_LENGTH
 
 routes = web.RouteTableDef()
 _ONE = "/v1/webhook-endpoints/{endpoint_id}"
+ENDPOINT_CURSOR = cursor("we_[0-9A-Za-z]{22}", "an endpoint")
+DELIVERY_CURSOR = cursor("dlv_[0-9a-f]{32}", "a delivery")
 
 
 @routes.post("/v1/webhook-endpoints")
@@ -28,7 +32,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
 async def list_endpoints(request: web.Request) -> web.Response:
     store = authenticated_store(request)
     items, has_more = request.app[GATEWAY].webhooks.list_endpoints(
-        store.id, query_limit(request), query_text(request, "starting_after")
+        store.id, LIMIT.parse(request), ENDPOINT_CURSOR.parse(request)
     )
     return web.json_response({"object": "list", "data": items, "has_more": has_more})
 
@@ -83,8 +87,8 @@ async def list_deliveries(request: web.Request) -> web.Response:
     webhooks.owned(store.id, endpoint_id)
     items, has_more = await webhooks.deliveries(
         store.id,
-        query_limit(request),
-        query_text(request, "starting_after"),
+        LIMIT.parse(request),
+        DELIVERY_CURSOR.parse(request),
         endpoint_id=endpoint_id,
     )
     return web.json_response({"object": "list", "data": items, "has_more": has_more})
@@ -105,13 +109,17 @@ def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def page_parameters() -> list[dict[str, Any]]:
-    """`limit` and `starting_after`, as every list in /v1 takes them."""
-    limit = {"type": "integer", "minimum": 1, "maximum": 100}
-    return [
-        {"name": "limit", "in": "query", "schema": limit},
-        {"name": "starting_after", "in": "query", "schema": {"type": "string"}},
-    ]
+def url_schema(settings: Settings) -> dict[str, Any]:
+    """A shape of webhook URL that validate_url always accepts: a public-looking DNS name,
+    https unless `[webhooks] allow_private_targets`. The server also accepts more (public IP
+    literals, ports, other TLDs); it refuses private, loopback and metadata hosts."""
+    scheme = "https?" if settings.webhooks.allow_private_targets else "https"
+    label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    pattern = (
+        f"^{scheme}://(?:{label}\\.){{1,4}}(?:com|net|org|io|dev|app|shop)"
+        "(?:/[A-Za-z0-9._~/-]{0,200})?$"
+    )
+    return {"type": "string", "format": "uri", "pattern": pattern, "maxLength": MAX_URL_LENGTH}
 
 
 def _list_of(name: str) -> dict[str, Any]:
@@ -125,8 +133,10 @@ def _list_of(name: str) -> dict[str, Any]:
     }
 
 
-EXTRA_SCHEMAS.update(
-    {
+def _schemas(settings: Settings) -> dict[str, Any]:
+    url = url_schema(settings)
+    description = {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION}
+    return {
         "WebhookEventType": {"enum": list(EVENT_TYPES)},
         "SubscribableEventType": {"enum": list(SUBSCRIBABLE)},
         "WebhookEndpointCreate": {
@@ -134,18 +144,18 @@ EXTRA_SCHEMAS.update(
             "required": ["url"],
             "additionalProperties": False,
             "properties": {
-                "url": {"type": "string", "format": "uri", "maxLength": 2048},
+                "url": url,
                 "events": _EVENTS,
-                "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
+                "description": description,
             },
         },
         "WebhookEndpointUpdate": {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "url": {"type": "string", "format": "uri", "maxLength": 2048},
+                "url": url,
                 "events": _EVENTS,
-                "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION},
+                "description": description,
                 "status": {"enum": ["enabled", "disabled"]},
             },
         },
@@ -202,7 +212,6 @@ EXTRA_SCHEMAS.update(
         },
         "DeliveryList": _list_of("Delivery"),
     }
-)
 
 
 def _endpoint_paths() -> dict[str, Any]:
@@ -225,7 +234,7 @@ def _endpoint_paths() -> dict[str, Any]:
             "get": {
                 "summary": "List webhook endpoints, newest first",
                 "security": secured,
-                "parameters": page_parameters(),
+                "parameters": [LIMIT.openapi(), ENDPOINT_CURSOR.openapi()],
                 "responses": {
                     "200": json_body(ref("WebhookEndpointList")),
                     **error_responses(400, 401),
@@ -291,7 +300,7 @@ def _endpoint_paths() -> dict[str, Any]:
             "get": {
                 "summary": "The endpoint's delivery log, newest first, with every attempt",
                 "security": secured,
-                "parameters": one + page_parameters(),
+                "parameters": [*one, LIMIT.openapi(), DELIVERY_CURSOR.openapi()],
                 "responses": {
                     "200": json_body(ref("DeliveryList")),
                     **error_responses(400, 401, 404),
@@ -301,4 +310,8 @@ def _endpoint_paths() -> dict[str, Any]:
     }
 
 
-EXTRA_PATHS.update(_endpoint_paths())
+def _part(settings: Settings) -> Part:
+    return _endpoint_paths(), _schemas(settings)
+
+
+EXTRA_PARTS.append(_part)

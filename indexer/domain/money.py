@@ -8,7 +8,8 @@ from indexer.domain.errors import ValidationError
 
 UINT256_MAX = 2**256 - 1
 
-_DECIMAL = re.compile(r"^(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+# [0-9], not \d: in Python \d also matches "١" or "１", and int() accepts them.
+_DECIMAL = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
 
 
 def parse_amount(text: object, decimals: int, field: str = "amount") -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +15,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from api.app import build_app
+from api.admin import build_admin_app
+from api.app import ApiRunner, build_app
 from api.bootstrap import Gateway
 from indexer.config import load_settings
 from tests.support.api import Merchant, make_merchant, write_config
@@ -58,6 +61,28 @@ BAD_BODIES = [
         "redirect_url",
     ),
     ("body-is-list", [GOOD], 400, "invalid_body", None),
+    # text: JSON can spell a lone UTF-16 surrogate, which no database or UTF-8 can store
+    ("surrogate-order-id", {**GOOD, "order_id": "a\ud800"}, 400, "invalid_text", "order_id"),
+    (
+        "surrogate-metadata-key",
+        {**GOOD, "metadata": {"\udc00": 1}},
+        400,
+        "invalid_text",
+        "metadata",
+    ),
+    (
+        "surrogate-deep-in-metadata",
+        {**GOOD, "metadata": {"a": [{"b": ["ok", "\udfff"]}]}},
+        400,
+        "invalid_text",
+        "metadata",
+    ),
+    ("surrogate-field-name", {**GOOD, "\ud800": 1}, 400, "invalid_text", None),
+    # amounts are ASCII digits: Python's int() and \\d would take these
+    ("arabic-indic-digits", {**GOOD, "amount": "١٢"}, 400, "invalid_amount", "amount"),
+    ("fullwidth-digits", {**GOOD, "amount": "１２"}, 400, "invalid_amount", "amount"),
+    ("superscript-digit", {**GOOD, "amount": "1²"}, 400, "invalid_amount", "amount"),
+    ("devanagari-fraction", {**GOOD, "amount": "1.५"}, 400, "invalid_amount", "amount"),
 ]
 
 
@@ -134,6 +159,51 @@ async def test_bad_queries_and_paths_are_4xx(
     assert (await response.json())["error"]["code"] == code
 
 
+LISTS = [
+    "/v1/invoices",
+    "/v1/webhook-endpoints",
+    "/v1/events",
+    "/v1/events/evt_0000000000000000000000/deliveries",
+    "/v1/webhook-endpoints/we_0000000000000000000000/deliveries",
+]
+
+
+@pytest.mark.parametrize("limit", ["²", "①", "١٢", "１２", "5\n", " 5", "+5", "1" * 50])
+@pytest.mark.parametrize("path", LISTS)
+async def test_limit_is_ascii_digits_on_every_list(
+    client: Client, merchant: Merchant, path: str, limit: str
+) -> None:
+    response = await client.get(path, params={"limit": limit}, headers=merchant.headers)
+    assert response.status in (400, 404)  # the two deliveries lists: unknown parent first
+    error = (await response.json())["error"]
+    if response.status == 400:
+        assert (error["code"], error["field"]) == ("invalid_limit", "limit")
+
+
+async def test_a_webhook_description_with_a_lone_surrogate_is_400(
+    client: Client, merchant: Merchant
+) -> None:
+    body = {"url": "https://example.com/hook", "description": "\ud800"}
+    response = await client.post("/v1/webhook-endpoints", json=body, headers=merchant.headers)
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "description"
+    listed = await (await client.get("/v1/webhook-endpoints", headers=merchant.headers)).json()
+    assert listed["data"] == []
+
+
+async def test_admin_commands_refuse_a_body_that_is_not_an_object(gateway: Gateway) -> None:
+    async with TestClient(TestServer(build_admin_app(gateway))) as admin:
+        for path, body in [
+            ("/admin/stores", []),
+            ("/admin/stores", {"name": 1, "evm_xpub": "x"}),
+            ("/admin/export", {}),
+            ("/admin/backup", "out"),
+        ]:
+            response = await admin.post(path, json=body)
+            assert response.status == 400, path
+            assert set((await response.json())["error"]) == {"code", "message", "field"}
+
+
 async def test_wrong_method_is_405_json(client: Client, merchant: Merchant) -> None:
     response = await client.delete("/v1/invoices", headers=merchant.headers)
     assert response.status == 405
@@ -178,7 +248,7 @@ class LiveServer:
         self.gateway = Gateway(load_settings(self.config, env={}))
         self.gateway.open()
         self.merchant = await make_merchant(self.gateway)
-        self.runner = web.AppRunner(build_app(self.gateway))
+        self.runner = ApiRunner(build_app(self.gateway))
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -221,21 +291,30 @@ def post(live: LiveServer, raw: bytes) -> tuple[int, Any]:
         return error.code, json.loads(error.read())
 
 
+# Text classes outside hypothesis' default alphabet: lone surrogates (JSON can escape them),
+# non-ASCII digits (Python's int() reads them), and everything else.
+surrogates = st.characters(categories=["Cs"])
+unicode_digits = st.characters(categories=["Nd", "No"]).filter(lambda c: not c.isascii())
+any_text = st.text(max_size=30) | st.text(
+    st.characters() | surrogates | unicode_digits, max_size=30
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
     max_leaves=10,
 )
+digits = st.text(st.sampled_from("0123456789") | unicode_digits, min_size=1, max_size=20)
 invoice_like = st.fixed_dictionaries(
     {},
     optional={
         "network": st.sampled_from(["ethereum", "bsc", "x", ""]) | json_values,
         "asset": st.sampled_from(["USDT", "ETH", "BNB", "usdt"]) | json_values,
-        "amount": st.from_regex(r"-?\d{0,80}(\.\d{0,20})?", fullmatch=True) | json_values,
+        "amount": st.from_regex(r"-?\d{0,80}(\.\d{0,20})?", fullmatch=True)
+        | st.builds(lambda a, b: f"{a}.{b}", digits, digits)
+        | digits
+        | json_values,
         "expires_in": st.integers(-10, 10**7) | json_values,
-        "order_id": st.text(max_size=300) | json_values,
+        "order_id": st.text(max_size=300) | any_text | json_values,
         "metadata": json_values,
         "redirect_url": st.text(max_size=50) | json_values,
     },
@@ -269,3 +348,104 @@ def test_any_bytes_get_a_json_4xx(live: LiveServer, raw: bytes) -> None:
     assert 400 <= status < 500 or status == 201, answer
     if status != 201:
         assert live.count() == before
+
+
+# -- bytes no client library would send: raw requests on the live server --------------------
+def raw_request(live: LiveServer, head: bytes, body: bytes = b"") -> tuple[int, str, Any]:
+    """Send `head` (request line and headers, without the blank line) and read the answer."""
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + b"\r\nConnection: close\r\n\r\n" + body)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    header_block, _, payload = answer.partition(b"\r\n\r\n")
+    lines = header_block.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers.get("Content-Type", ""), json.loads(payload)
+
+
+def auth_line(live: LiveServer) -> bytes:
+    assert live.merchant is not None
+    return f"Authorization: Bearer {live.merchant.key}".encode()
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "code"),
+    [
+        (b"Idempotency-Key: \xff\xfe", 400, "invalid_header"),
+        (b"Idempotency-Key: caf\xc3\xa9", 400, "invalid_idempotency_key"),
+        (b"Idempotency-Key: a\x7fb", 400, "bad_request"),  # aiohttp's parser refuses it
+        (b"Idempotency-Key: " + b"k" * 256, 400, "invalid_idempotency_key"),
+    ],
+    ids=["not-utf8", "not-ascii", "control", "too-long"],
+)
+def test_a_bad_idempotency_key_is_400_and_stores_nothing(
+    live: LiveServer, header: bytes, status: int, code: str
+) -> None:
+    body = json.dumps(GOOD).encode()
+    head = (
+        b"POST /v1/invoices HTTP/1.1\r\nHost: x\r\n" + auth_line(live) + b"\r\n"
+        b"Content-Type: application/json\r\n" + header + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode()
+    )
+    before = live.count()
+    answer = raw_request(live, head, body)
+    assert answer[:2] == (status, "application/json; charset=utf-8")
+    assert answer[2]["error"]["code"] == code
+    assert live.count() == before
+
+
+@pytest.mark.parametrize("path", ["/v1/invoices", "/v1/store", "/v1/events"])
+def test_an_authorization_header_that_is_not_utf8_is_401(live: LiveServer, path: str) -> None:
+    head = f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + b"Authorization: Bearer \xff\xfe\x80"
+    status, content_type, answer = raw_request(live, head)
+    assert (status, answer["error"]["code"]) == (401, "unauthorized")
+    assert content_type.startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000,
+        b"POST /v1/invoices HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1",
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x",
+    ],
+    ids=["header-over-8kb", "content-length-and-chunked", "space-in-header-name", "long-path"],
+)
+def test_requests_aiohttps_parser_refuses_get_the_json_error_shape(
+    live: LiveServer, head: bytes
+) -> None:
+    status, content_type, answer = raw_request(live, head)
+    assert 400 <= status < 500
+    assert content_type.startswith("application/json")
+    assert set(answer["error"]) == {"code", "message", "field"}
+    assert b"aaaa" not in json.dumps(answer).encode()  # the request's bytes are not echoed
+
+
+header_bytes = st.binary(min_size=1, max_size=40).filter(
+    lambda b: b"\r" not in b and b"\n" not in b and b.strip() == b
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(key=header_bytes, limit=any_text, request_id=header_bytes)
+def test_any_header_or_limit_bytes_get_a_json_answer_never_a_5xx(
+    live: LiveServer, key: bytes, limit: str, request_id: bytes
+) -> None:
+    body = json.dumps(GOOD).encode()
+    head = (
+        b"POST /v1/invoices HTTP/1.1\r\nHost: x\r\n" + auth_line(live) + b"\r\n"
+        b"Content-Type: application/json\r\nIdempotency-Key: " + key + b"\r\n"
+        b"X-Request-Id: " + request_id + b"\r\nContent-Length: " + str(len(body)).encode()
+    )
+    status, _, answer = raw_request(live, head, body)
+    assert status in (201, 400), answer
+    query = urllib.parse.urlencode({"limit": limit}, errors="surrogatepass")
+    head = f"GET /v1/invoices?{query} HTTP/1.1\r\nHost: x\r\n".encode() + auth_line(live)
+    status, _, answer = raw_request(live, head)
+    assert status in (200, 400), answer

@@ -175,3 +175,49 @@ def test_bad_env_override_names_the_variable(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+@pytest.mark.parametrize(
+    ("variable", "key"),
+    [
+        ("CHAINPAY_NETWORKS__ETHEREUM__CONFRIMATIONS", "networks.ethereum.confrimations"),
+        ("CHAINPAY_NETWORKS__X__CONFRIMATIONS", "networks.x.confrimations"),
+        ("CHAINPAY_WEBHOOKS__TIMEOUT", "webhooks.timeout"),
+        ("CHAINPAY_SERVER__PROT", "server.prot"),
+        ("CHAINPAY_DATABSE", "databse"),
+    ],
+    ids=["typo-in-a-network", "typo-in-a-new-network", "typo-in-webhooks", "typo-in-server", "top"],
+)
+def test_a_typo_in_an_environment_override_is_refused_like_in_toml(
+    tmp_path: Path, variable: str, key: str
+) -> None:
+    # given a good file and an override whose key the same file would refuse
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, GOOD), env={variable: "3"})
+
+    # then the error names the variable and the key, like a typo in the file does
+    assert str(error.value) == f"environment variable {variable}: {key}: unknown key"
+
+
+def test_an_override_inside_a_value_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, GOOD), env={"CHAINPAY_DATABASE__PATH": "x"})
+    assert (
+        str(error.value) == "environment variable CHAINPAY_DATABASE__PATH: database: is not a table"
+    )
+
+
+@pytest.mark.parametrize("value", [20, 59, 2592001])
+def test_default_expires_in_outside_the_apis_range_is_refused(tmp_path: Path, value: int) -> None:
+    # given a default every invoice relying on it would then be refused for (API: 60..2592000)
+    text = GOOD + f"\n[invoices]\ndefault_expires_in = {value}\n"
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, text), env={})
+    assert error.value.key == "invoices.default_expires_in"
+    assert "between 60 and 2592000" in str(error.value)
+
+
+def test_default_expires_in_at_the_apis_bounds_is_accepted(tmp_path: Path) -> None:
+    for value in (60, 2592000):
+        text = GOOD + f"\n[invoices]\ndefault_expires_in = {value}\n"
+        assert load_settings(write(tmp_path, text), env={}).default_expires_in == value
