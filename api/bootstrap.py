@@ -24,6 +24,7 @@ from indexer.workers.dispatcher import Dispatcher
 from indexer.workers.expirer import Expirer
 from indexer.workers.exporter import PeriodicExporter
 from indexer.workers.hook import load_hook
+from indexer.workers.invariants import BooksChecker
 from indexer.workers.pruner import IdempotencyPruner
 from indexer.workers.tail import TailWorker
 
@@ -180,6 +181,7 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
     loops: list[Callable[[], Awaitable[None]]] = [
         Expirer(gateway.db, gateway.settings, gateway.clock).run,
         IdempotencyPruner(gateway.invoices).run,
+        BooksChecker(gateway.db, gateway.settings.networks, gateway.matcher.screen).run,
     ]
     hook = load_hook(gateway.settings.on_event_hook, gateway.settings.source)
     loops.append(

@@ -223,3 +223,8 @@ EMPTY_LOGS_REFETCHED = Counter(
     "none, by outcome (found on retry, still empty)",
     ["network", "outcome"],
 )
+TRANSFERS_WITHOUT_PAYMENT = Gauge(
+    "chainpay_transfers_without_payment",
+    "Stored transfers to an issued address of the network with no payment row (must be 0)",
+    ["network"],
+)
