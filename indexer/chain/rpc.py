@@ -165,6 +165,7 @@ class JsonRpcClient:
         self._channel: _WsChannel | None = None
         self._batch_limit = max_batch
         self._batches_refused_at: float | None = None  # monotonic time of the last refusal
+        self._ceiling: tuple[int, float] | None = None  # (largest size not refused, when)
 
     async def __aenter__(self) -> JsonRpcClient:
         return self
@@ -228,6 +229,8 @@ class JsonRpcClient:
                 if len(chunk) == size:
                     self._set_batch_limit(size + max(1, size // 4))
             elif self._batches_refused_at is None:  # capped: what fit is the next size
+                if not answered:  # refused whole ("batch too large"): never grow back to it
+                    self._ceiling = (len(chunk) - 1, time.monotonic())
                 self._set_batch_limit(len(answered) or size // 2)
         return results
 
@@ -237,7 +240,13 @@ class JsonRpcClient:
         return self._batch_limit
 
     def _set_batch_limit(self, size: int) -> None:
-        size = max(1, min(size, self.max_batch))
+        ceiling = self.max_batch
+        if self._ceiling is not None:
+            if time.monotonic() - self._ceiling[1] < _BATCH_REPROBE_SECONDS:
+                ceiling = min(ceiling, self._ceiling[0])
+            else:
+                self._ceiling = None  # the node may have been reconfigured: grow and see
+        size = max(1, min(size, ceiling))
         if size < self._batch_limit:
             log.warning(
                 "node for %s capped a batch; batches now carry at most %d requests",

@@ -17,6 +17,8 @@ deterministically between two awaits. Faults are plain attributes:
 - `batch_response_cap`: bytes of results a batch may carry; past it every further request of
   the batch answers -32003 "response too large", as geth's 25 MB `--rpc.batchresponsemaxsize`
 - `batch_item_limit`: a batch with more requests answers one -32600 "batch too large" object
+- `missing_methods`: methods answered with geth's -32601 "the method … does not exist/is not
+  available" (a disabled API)
 - `empty_logs`: block number -> how many more times `eth_getLogs` hides that block's logs
   (a broken or lying node); each answer that hid something counts one down
 - `results`: method name -> result to answer instead of forwarding (a syncing node's
@@ -73,6 +75,7 @@ class RpcProxy:
         self.batch_response_cap: int | None = None
         self.batch_item_limit: int | None = None
         self.empty_logs: dict[int, int] = {}
+        self.missing_methods: set[str] = set()
         self.results: dict[str, Any] = {}
 
     @property
@@ -213,6 +216,11 @@ class RpcProxy:
         if method in self.results:
             return {"jsonrpc": "2.0", "id": request.get("id"), "result": self.results[method]}
         error: dict[str, Any] | None = None
+        if method in self.missing_methods:
+            error = {
+                "code": -32601,
+                "message": f"the method {method} does not exist/is not available",
+            }
         if method == "eth_getLogs" and self.max_log_range is not None:
             query = params[0]
             span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
