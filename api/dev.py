@@ -28,9 +28,11 @@ from typing import Any
 
 import aiohttp
 import duckdb
-from eth_abi.abi import encode as abi_encode
-from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import BlockNotFound, Web3Exception
+from web3.types import TxParams, TxReceipt, Wei
 
 from api.bootstrap import Gateway
 from api.command import Handler
@@ -294,44 +296,35 @@ def _die_with_parent() -> None:
 
 
 # -- the dev chain -------------------------------------------------------------------------------
-class DevChain:
-    """A tiny JSON-RPC client for anvil's unlocked, funded accounts."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session = session
-        self.url = url
-        self._ids = 0
-
-    async def rpc(self, method: str, *params: Any) -> Any:
-        self._ids += 1
-        body = {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": list(params)}
-        async with self.session.post(self.url, json=body) as response:
-            reply = await response.json()
-        if "error" in reply:
-            raise DevError(f"{method} failed on the dev chain: {reply['error']}", 1)
-        return reply["result"]
-
-    async def accounts(self) -> list[str]:
-        return [str(a) for a in await self.rpc("eth_accounts")]
-
-    async def send(self, tx: dict[str, Any]) -> dict[str, Any]:
-        """Send from an unlocked account; return the receipt once mined (a block a second)."""
-        return await self.receipt(await self.rpc("eth_sendTransaction", tx))
-
-    async def receipt(self, tx_hash: str) -> dict[str, Any]:
-        for _ in range(300):
-            receipt = await self.rpc("eth_getTransactionReceipt", tx_hash)
-            if receipt is not None:
-                if int(receipt["status"], 16) != 1:
-                    raise DevError(f"transaction {tx_hash} reverted", 1)
-                return dict(receipt)
-            await asyncio.sleep(0.1)
-        raise DevError(f"transaction {tx_hash} was not mined in 30 s", 1)
+# web3.py drives the dev chain: deploying the test token and sending a customer's payment are
+# what a wallet does, and AsyncWeb3 does them with the contract's ABI. The indexer's hot path
+# keeps its own JSON-RPC client (docs/discussions.md, "web3.py: the dev chain, not the tail").
+DevWeb3 = AsyncWeb3[AsyncHTTPProvider]
 
 
-def call_data(signature: str, *args: Any) -> str:
-    types = signature[signature.index("(") + 1 : -1].split(",")
-    return "0x" + (function_signature_to_4byte_selector(signature) + abi_encode(types, args)).hex()
+def connect(url: str) -> DevWeb3:
+    return AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 30}))
+
+
+def test_token(w3: DevWeb3, address: str | None = None) -> Any:
+    artifact = json.loads(
+        resources.files("indexer.chain").joinpath("contracts/TestToken.json").read_text()
+    )
+    if address is None:
+        return w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    return w3.eth.contract(address=to_checksum_address(address), abi=artifact["abi"])
+
+
+async def mined(w3: DevWeb3, sending: Awaitable[HexBytes]) -> TxReceipt:
+    """Send from an unlocked anvil account; return the receipt once mined (a block a second)."""
+    try:
+        tx_hash = await sending
+        receipt = await w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.1)
+    except (Web3Exception, ValueError) as exc:  # reverts, node errors, the 30 s timeout
+        raise DevError(f"the dev chain refused the transaction: {exc}", 1) from None
+    if receipt["status"] != 1:
+        raise DevError(f"transaction {tx_hash.to_0x_hex()} reverted", 1)
+    return receipt
 
 
 async def prepare_chain(
@@ -339,37 +332,39 @@ async def prepare_chain(
 ) -> tuple[str, str | None]:
     """The test USDT (deployed unless the saved chain has it), and why the database must be
     reset (the chain it indexed is gone), or None."""
-    async with aiohttp.ClientSession() as session:
-        chain = DevChain(session, url)
-        if token and await chain.rpc("eth_getCode", token, "latest") not in ("0x", "0x0"):
+    w3 = connect(url)
+    try:
+        if token and await w3.eth.get_code(to_checksum_address(token)):
             if cursor is None:
                 return token, None
-            block = await chain.rpc("eth_getBlockByNumber", hex(cursor[0]), False)
-            if block is None or str(block["hash"]).lower() != cursor[1].lower():
+            try:
+                block = await w3.eth.get_block(cursor[0])
+            except BlockNotFound:
+                block = None
+            if block is None or block["hash"].to_0x_hex().lower() != cursor[1].lower():
                 return token, f"block {cursor[0]} the database indexed is not on the dev chain"
             return token, None
-        token = await deploy_usdt(chain)
+        token = await deploy_usdt(w3)
         fresh = "the dev chain starts from scratch (its saved state is missing)"
         return token, fresh if has_database else None
+    finally:
+        await w3.provider.disconnect()
 
 
-async def deploy_usdt(chain: DevChain) -> str:
-    artifact = json.loads(
-        resources.files("indexer.chain").joinpath("contracts/TestToken.json").read_text()
-    )
-    accounts = await chain.accounts()
-    ctor = abi_encode(["string", "string", "uint8"], ["Tether USD (dev)", "USDT", USDT_DECIMALS])
-    receipt = await chain.send({"from": accounts[0], "data": artifact["bytecode"] + ctor.hex()})
-    token = to_checksum_address(receipt["contractAddress"])
-    nonce = int(await chain.rpc("eth_getTransactionCount", accounts[0], "pending"), 16)
-    sent = []
-    for i, customer in enumerate(accounts[1:]):  # explicit nonces: all mints in one block
-        data = call_data("mint(address,uint256)", customer, FAUCET_USDT)
-        tx = {"from": accounts[0], "to": token, "data": data, "nonce": hex(nonce + i)}
-        sent.append(await chain.rpc("eth_sendTransaction", tx))
-    for tx_hash in sent:
-        await chain.receipt(tx_hash)
-    return token
+async def deploy_usdt(w3: DevWeb3) -> str:
+    accounts = list(await w3.eth.accounts)  # web3 types it as a 1-tuple
+    owner = accounts[0]
+    deploy = test_token(w3).constructor("Tether USD (dev)", "USDT", USDT_DECIMALS)
+    receipt = await mined(w3, deploy.transact({"from": owner}))
+    token = test_token(w3, receipt["contractAddress"])
+    nonce = await w3.eth.get_transaction_count(owner, "pending")
+    sent = [  # explicit nonces: every mint goes out at once and lands in one block
+        token.functions.mint(customer, FAUCET_USDT).transact({"from": owner, "nonce": nonce + i})
+        for i, customer in enumerate(accounts[1:])
+    ]
+    for sending in sent:
+        await mined(w3, sending)
+    return str(token.address)
 
 
 def read_cursor(database: Path) -> tuple[int, str] | None:
@@ -477,27 +472,29 @@ async def pay_invoice(state: DevState, directory: str, invoice_id: str, amount: 
         raise DevError(f"no dev setup in {directory}: start `chainpay dev` first")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         invoice = await _fetch_invoice(session, state, invoice_id)
-        chain = DevChain(session, state.anvil_url)
-        decimals = USDT_DECIMALS if invoice["asset"] == "USDT" else 18
-        text = amount if amount is not None else invoice["amount_due"]
-        try:
-            units = parse_amount(text, decimals, "--amount")
-        except ValidationError as exc:
-            if amount is None:
-                raise DevError(
-                    f"nothing is due on {invoice_id} (status {invoice['status']})"
-                ) from None
-            raise DevError(f"--amount: {exc.message}") from None
-        customer = (await chain.accounts())[1]
-        to = invoice["address"]
+    decimals = USDT_DECIMALS if invoice["asset"] == "USDT" else 18
+    text = amount if amount is not None else invoice["amount_due"]
+    try:
+        units = parse_amount(text, decimals, "--amount")
+    except ValidationError as exc:
+        if amount is None:
+            raise DevError(f"nothing is due on {invoice_id} (status {invoice['status']})") from None
+        raise DevError(f"--amount: {exc.message}") from None
+    w3 = connect(state.anvil_url)
+    try:
+        customer = list(await w3.eth.accounts)[1]
+        to = to_checksum_address(invoice["address"])
         if invoice["asset"] == "USDT":
-            data = call_data("transfer(address,uint256)", to, units)
-            receipt = await chain.send({"from": customer, "to": state.token, "data": data})
+            transfer = test_token(w3, state.token).functions.transfer(to, units)
+            receipt = await mined(w3, transfer.transact({"from": customer}))
         else:
-            receipt = await chain.send({"from": customer, "to": to, "value": hex(units)})
+            payment: TxParams = {"from": customer, "to": to, "value": Wei(units)}
+            receipt = await mined(w3, w3.eth.send_transaction(payment))
+    finally:
+        await w3.provider.disconnect()
     return (
         f"Sent {text} {invoice['asset']} from {customer} to {to}\n"
-        f"  tx {receipt['transactionHash']} in block {int(receipt['blockNumber'], 16)}\n"
+        f"  tx {receipt['transactionHash'].to_0x_hex()} in block {receipt['blockNumber']}\n"
         f"Confirmations arrive on their own (a block every second): watch "
         f"{invoice['checkout_url']}"
     )
