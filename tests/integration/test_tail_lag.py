@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from api.bootstrap import NetworkStatus
+from indexer.config import load_settings
 from indexer.metrics import LAG_BLOCKS, LAG_SECONDS, NETWORK_READY
 from indexer.workers.tail import Backoff
 from tests.support.gateway import Chain, GatewayFactory, GatewayUnderTest, eventually
@@ -158,3 +160,26 @@ def test_backoff_policy(outcomes: str, delays: list[float]) -> None:
     backoff = Backoff(0.25, 2.0)
     seen = [backoff.failed() if o == "f" else backoff.succeeded() for o in outcomes]
     assert [d for d in seen if d is not None] == delays
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "extra", "expected"),
+    [
+        pytest.param(1, "", (12.0, 48.0, 120.0), id="ethereum-defaults"),
+        pytest.param(56, "", (0.45, 30.0, 120.0), id="bsc-defaults"),
+        pytest.param(
+            56, "block_time = 3\nready_lag_seconds = 10\nmax_lag_seconds = 600\n",
+            (3.0, 10.0, 600.0), id="configured",
+        ),
+    ],
+)  # fmt: skip
+def test_lag_thresholds_are_per_network_and_in_seconds(
+    tmp_path: Path, chain_id: int, extra: str, expected: tuple[float, float, float]
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[networks.x]\nchain_id = {chain_id}\nrpc_url = "ws://node:8546"\nconfirmations = 3\n'
+        f'native = {{ symbol = "X", decimals = 18 }}\n{extra}'
+    )
+    network = load_settings(config, env={}).networks["x"]
+    assert (network.block_time, network.ready_lag_seconds, network.max_lag_seconds) == expected
