@@ -348,6 +348,7 @@ class Database:
         self.stalled_after = 5.0  # a commit running longer than this makes /readyz say so
         self.unrecoverable_after = 60.0  # invalidated and not reopened this long: /healthz fails
         self.health = StoreHealth()
+        self.reopens = 0
         self._stopping = False
         self._closed = False
         self._skipped_checkpoint: str | None = None  # the last reason logged, to log it once
@@ -566,7 +567,7 @@ class Database:
     def _failed(self, failure: StorageUnavailable) -> None:
         health = self.health
         if health.writable:
-            log.error("database cannot commit: %s", failure)
+            log.error("%s", failure)
             health.since = time.monotonic()
         health.writable, health.problem = False, str(failure)
         metrics.DB_WRITABLE.set(0)
@@ -635,6 +636,7 @@ class Database:
             log.warning("the reopened database does not answer: %s", exc)
             return False
         metrics.DB_REOPENS.inc()
+        self.reopens += 1
         log.warning("database reopened after: %s", self.health.problem)
         self._recovered()
         return True
