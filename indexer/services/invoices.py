@@ -298,6 +298,8 @@ def parse_new_invoice(payload: object, settings: Settings) -> NewInvoice:
         raise ValidationError(
             "invalid_expires_in", "expires_in must be between 60 and 2592000 seconds", "expires_in"
         )
+    if isinstance(expires_in, float) and expires_in.is_integer():
+        expires_in = int(expires_in)  # an integer to JSON Schema (and the OpenAPI document)
     redirect_url = _optional_text(payload, "redirect_url", 2048)
     if redirect_url is not None and not redirect_url.startswith(("https://", "http://")):
         raise ValidationError(

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from api.admin import build_admin_app
-from api.app import ApiRunner, build_app
 from api.bootstrap import Gateway
-from indexer.config import load_settings
-from tests.support.api import Merchant, make_merchant, write_config
+from tests.support.api import Merchant, write_config
+from tests.support.live import LiveServer, invoice_count
 
 Client = TestClient[Any, Any]
 GOOD = {"network": "ethereum", "asset": "USDT", "amount": "10"}
@@ -84,11 +79,6 @@ BAD_BODIES = [
     ("superscript-digit", {**GOOD, "amount": "1²"}, 400, "invalid_amount", "amount"),
     ("devanagari-fraction", {**GOOD, "amount": "1.५"}, 400, "invalid_amount", "amount"),
 ]
-
-
-async def invoice_count(gateway: Gateway) -> int:
-    row = await gateway.db.read(lambda c: c.execute("SELECT count(*) FROM invoices").fetchone())
-    return int(row[0]) if row else 0
 
 
 @pytest.mark.parametrize(
@@ -228,50 +218,6 @@ async def test_made_up_methods_share_one_metrics_label(client: Client, merchant:
 
 
 # -- property test: arbitrary JSON against a live server never gives a 5xx ---------------------
-class LiveServer:
-    """The real app on a loopback port, in its own thread and event loop (hypothesis is sync)."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.url = ""
-        self.merchant: Merchant | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
-        return self
-
-    async def _start(self) -> None:
-        self.gateway = Gateway(load_settings(self.config, env={}))
-        self.gateway.open()
-        self.merchant = await make_merchant(self.gateway)
-        self.runner = ApiRunner(build_app(self.gateway))
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-
-    def count(self) -> int:
-        async def read() -> int:
-            return await invoice_count(self.gateway)
-
-        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(10)
-
-    def stop(self) -> None:
-        async def stop() -> None:
-            await self.runner.cleanup()
-            await self.gateway.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = LiveServer(write_config(tmp_path_factory.mktemp("live"))).start()
@@ -449,3 +395,16 @@ def test_any_header_or_limit_bytes_get_a_json_answer_never_a_5xx(
     head = f"GET /v1/invoices?{query} HTTP/1.1\r\nHost: x\r\n".encode() + auth_line(live)
     status, _, answer = raw_request(live, head)
     assert status in (200, 400), answer
+
+
+async def test_an_integral_json_number_is_an_integer_for_expires_in(
+    client: Client, merchant: Merchant
+) -> None:
+    # JSON Schema (and so the OpenAPI document) calls 900.0 an integer; 900.5 is not one
+    body = {**GOOD, "expires_in": 900.0}
+    response = await client.post("/v1/invoices", json=body, headers=merchant.headers)
+    assert response.status == 201, await response.text()
+    body = {**GOOD, "expires_in": 900.5}
+    response = await client.post("/v1/invoices", json=body, headers=merchant.headers)
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "expires_in"
