@@ -233,6 +233,16 @@ def due_for_expiry(conn: Connection, now: datetime) -> list[Invoice]:
     return [_invoice(r) for r in rows]
 
 
+def due_for_expiry_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """Ids of open invoices past `expires_at`, soonest first, at most `limit`."""
+    rows = conn.execute(
+        "SELECT id FROM invoices WHERE status IN ('new', 'pending') AND expires_at <= ? "
+        "ORDER BY expires_at LIMIT ?",
+        [now, limit],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def next_address_indexes(conn: Connection) -> dict[str, int]:
     """Per store, the next unused HD index: past the highest issued and past any floor."""
     rows = conn.execute(

@@ -49,6 +49,8 @@ EXPECTED_ALERTS = {
     "ChainpayWebhookFailureRate",
     "ChainpayOldestUndeliveredEvent",
     "ChainpaySlowCommits",
+    "ChainpayPaymentNotCredited",
+    "ChainpayStoreNotWritable",
 }
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
 URL = re.compile(r"\b(?:https?|wss?)://[^\s\"'`<>)\]},]+")
