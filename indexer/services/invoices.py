@@ -174,11 +174,17 @@ class InvoiceService:
         rows = [queries.invoice_append(invoice), event_queries.event_append(event)]
         if remembered is not None:
             rows.append(idempotency.response_append(remembered))
-        await self.db.append(rows)
-        self.watch.add(address)
-        if remembered is not None:
-            self._idempotent[(store.id, remembered.key)] = remembered
-        metrics.INVOICES_CREATED.labels(cmd.network, cmd.asset).inc()
+
+        def committed(_: object) -> None:
+            # Runs once the rows are durable, even if this request stopped waiting (a write
+            # timeout answers 503 but may still commit): an invoice that exists is always
+            # watched, and its key always replays it.
+            self.watch.add(address)
+            if remembered is not None:
+                self._idempotent[(store.id, remembered.key)] = remembered
+            metrics.INVOICES_CREATED.labels(cmd.network, cmd.asset).inc()
+
+        await self.db.append(rows, on_commit=committed)
         return Reply(201, body, text=text)
 
     async def prune_idempotency(self, limit: int = PRUNE_BATCH) -> int:
@@ -292,14 +298,14 @@ def parse_new_invoice(payload: object, settings: Settings) -> NewInvoice:
         if len(json.dumps(metadata)) > 8192:
             raise ValidationError("invalid_metadata", "metadata must be at most 8 KB", "metadata")
     expires_in = payload.get("expires_in", settings.default_expires_in)
+    if isinstance(expires_in, float) and expires_in.is_integer():
+        expires_in = int(expires_in)  # an integer to JSON Schema (and the OpenAPI document)
     if isinstance(expires_in, bool) or not isinstance(expires_in, int):
         raise ValidationError("invalid_expires_in", "expires_in must be an integer", "expires_in")
     if not 60 <= expires_in <= 30 * 86400:
         raise ValidationError(
             "invalid_expires_in", "expires_in must be between 60 and 2592000 seconds", "expires_in"
         )
-    if isinstance(expires_in, float) and expires_in.is_integer():
-        expires_in = int(expires_in)  # an integer to JSON Schema (and the OpenAPI document)
     redirect_url = _optional_text(payload, "redirect_url", 2048)
     if redirect_url is not None and not redirect_url.startswith(("https://", "http://")):
         raise ValidationError(
