@@ -40,6 +40,9 @@ class ListenError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The database, its WAL, backups, exports and the admin socket hold xpubs, webhook secrets
+    # and API key hashes: whatever the caller's umask, everything chainpay creates is private.
+    os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None) or not getattr(args, "command_key", None):
