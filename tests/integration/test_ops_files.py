@@ -51,6 +51,8 @@ EXPECTED_ALERTS = {
     "ChainpaySlowCommits",
     "ChainpayPaymentNotCredited",
     "ChainpayStoreNotWritable",
+    "ChainpayReconciledCredit",
+    "ChainpayNodeStateMissing",
 }
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
 URL = re.compile(r"\b(?:https?|wss?)://[^\s\"'`<>)\]},]+")
