@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from indexer import preset
 from indexer.domain.network import Asset, Network
 
 ENV_PREFIX = "CHAINPAY_"
@@ -257,6 +258,7 @@ def _build(
 
     networks_table = top.sub("networks")
     networks = {name: _network(networks_table, name) for name in networks_table.table}
+    _one_network_per_chain(networks_table, networks)
     return Settings(
         source=source,
         database=Path(database),
@@ -273,6 +275,19 @@ def _build(
         analytics=analytics_settings,
         duckdb_threads=_positive(duckdb, "threads", int, 1),
     )
+
+
+def _one_network_per_chain(parent: _Reader, networks: dict[str, Network]) -> None:
+    """Two tails on one chain would credit every payment twice, under two network names."""
+    first: dict[int, str] = {}
+    for name, network in networks.items():
+        other = first.setdefault(network.chain_id, name)
+        if other != name:
+            raise ConfigError(
+                parent.source,
+                parent.key(f"{name}.chain_id"),
+                f"chain id {network.chain_id} is already network {other!r}",
+            )
 
 
 def _expires_in(invoices: _Reader) -> int:
@@ -294,6 +309,7 @@ def _positive(reader: _Reader, name: str, kind: Any, default: Any, allow_zero: b
 
 _NETWORK_KEYS = {
     "kind",
+    "preset",
     "chain_id",
     "rpc_url",
     "confirmations",
@@ -307,12 +323,6 @@ _NETWORK_KEYS = {
     "max_lag_seconds",
 }
 
-# Seconds between blocks by chain id, for networks whose config leaves `block_time` out.
-# BSC went from ~3 s to 1.5 s (Lorentz, 2025) and ~0.75 s (Maxwell) to ~0.45 s (Fermi);
-# Ethereum and its testnets have a 12 s slot. Unknown chains get the slowest, 12 s.
-BLOCK_TIMES: dict[int, float] = {1: 12.0, 17000: 12.0, 11155111: 12.0, 560048: 12.0,
-                                 56: 0.45, 97: 0.45}  # fmt: skip
-
 
 def _network(parent: _Reader, name: str) -> Network:
     if not _NAME.match(name):
@@ -321,12 +331,22 @@ def _network(parent: _Reader, name: str) -> Network:
         )
     net = parent.sub(name)
     net.only(_NETWORK_KEYS)
+    base = _preset_of(net)
     kind = net.get("kind", str, "evm")
     if kind != "evm":
         raise net.fail("kind", f'only "evm" is supported, got {kind!r}')
-    chain_id = net.require("chain_id", int)
+    chain_id = net.get("chain_id", int, base.get("chain_id"))
+    if chain_id is None:
+        raise net.fail("chain_id", "is required (or a preset)")
     if chain_id <= 0:
         raise net.fail("chain_id", "must be a positive integer")
+    if "chain_id" in base and chain_id != base["chain_id"]:
+        raise net.fail(
+            "chain_id",
+            f"{chain_id} contradicts preset {net.get('preset', str)!r} (chain id "
+            f"{base['chain_id']}): its token contracts exist on that chain only",
+        )
+    defaults = base or preset.by_chain_id(chain_id) or {}
     rpc_url = net.require("rpc_url", str)
     if (
         urlsplit(rpc_url).scheme not in ("ws", "wss", "http", "https")
@@ -335,21 +355,93 @@ def _network(parent: _Reader, name: str) -> Network:
         raise net.fail(
             "rpc_url", "expected a ws://, wss://, http:// or https:// URL of your own node"
         )
-    confirmations = net.require("confirmations", int)
+    confirmations = net.get("confirmations", int, base.get("confirmations"))
+    if confirmations is None:
+        raise net.fail("confirmations", "is required (or a preset)")
     if not 1 <= confirmations <= 1000:
         raise net.fail("confirmations", "must be between 1 and 1000")
-    native_reader = net.sub("native")
+    native_reader = _Reader(
+        {**base.get("native", {}), **_table(net, "native")},
+        net.source, net.key("native"), net.overrides, (*net.path, "native"),
+    )  # fmt: skip
     native_reader.only({"symbol", "decimals"})
     native = Asset(symbol=_symbol(native_reader), decimals=_decimals(native_reader))
+    tokens = _tokens(net, name, chain_id, native.symbol, base)
+    finality_wait = _positive(
+        net, "finality_wait_seconds", int, base.get("finality_wait_seconds", 900)
+    )
+    default_pace = defaults.get("block_time", 12.0)
+    block_time = float(_positive(net, "block_time", (int, float), default_pace))
+    # Defaults in time, not blocks: a caught-up tail is up to one block plus propagation
+    # behind, so readiness allows four blocks (at least 30 s), the alert ten (at least 2 min).
+    ready_lag = float(_positive(net, "ready_lag_seconds", (int, float), max(30.0, 4 * block_time)))
+    max_lag = float(_positive(net, "max_lag_seconds", (int, float), max(120.0, 10 * block_time)))
+    return Network(
+        name=name,
+        chain_id=chain_id,
+        rpc_url=rpc_url,
+        confirmations=confirmations,
+        native=native,
+        tokens=tokens,
+        title=net.get("title", str, "") or defaults.get("title") or _default_title(name),
+        finality=_finality(net, base.get("finality", "depth")),
+        finality_wait_seconds=finality_wait,
+        block_time=block_time,
+        ready_lag_seconds=ready_lag,
+        max_lag_seconds=max_lag,
+        preset=net.get("preset", str),
+    )
 
+
+def _preset_of(net: _Reader) -> dict[str, Any]:
+    """The preset's table this network starts from, or {} without `preset`."""
+    name = net.get("preset", str)
+    if name is None:
+        return {}
+    table = preset.preset(name)
+    if table is None:
+        raise net.fail("preset", f"unknown preset {name!r}; known: {', '.join(preset.NAMES)}")
+    return table
+
+
+def _table(net: _Reader, name: str) -> dict[str, Any]:
+    value = net.table.get(name, {})
+    if not isinstance(value, dict):
+        raise net.fail(name, "must be a table")
+    return value
+
+
+def _finality(net: _Reader, default: str) -> str:
+    value = net.get("finality", (str, bool), default)
+    if isinstance(value, bool):  # before presets: true meant the `finalized` tag
+        return "finalized" if value else "depth"
+    if value not in preset.FINALITY_RULES:
+        raise net.fail("finality", 'expected "depth", "safe" or "finalized"')
+    return str(value)
+
+
+def _tokens(
+    net: _Reader, name: str, chain_id: int, native: str, base: dict[str, Any]
+) -> tuple[Asset, ...]:
+    """The preset's tokens, each replaced by a configured token of the same symbol, then the
+    configured tokens that are new; every contract checked against every preset's tokens."""
     tokens_value = net.table.get("tokens", [])
     if not isinstance(tokens_value, list):
         raise net.fail("tokens", "expected an array of tables ([[networks.NAME.tokens]])")
+    mine = [
+        _Reader(entry, net.source, f"{net.key('tokens')}[{i}]", {}, ())
+        for i, entry in enumerate(tokens_value)
+    ]
+    replaced = {r.table.get("symbol") for r in mine}
+    readers = [
+        _Reader(entry, f"preset {net.get('preset', str)!r}", f"tokens[{entry['symbol']}]", {})
+        for entry in base.get("tokens", [])
+        if entry["symbol"] not in replaced
+    ] + mine
     tokens: list[Asset] = []
-    seen = {native.symbol}
+    seen = {native}
     contracts: set[str] = set()
-    for i, entry in enumerate(tokens_value):
-        tok = _Reader(entry, net.source, f"{net.key('tokens')}[{i}]", {}, ())
+    for tok in readers:
         tok.only({"symbol", "contract", "decimals"})
         symbol = _symbol(tok)
         if symbol in seen:
@@ -363,29 +455,29 @@ def _network(parent: _Reader, name: str) -> Network:
         if contract.lower() in contracts:
             raise tok.fail("contract", f"contract {contract} is listed twice")
         contracts.add(contract.lower())
-        tokens.append(
-            Asset(symbol=symbol, decimals=_decimals(tok), contract=_to_checksum(contract))
+        decimals = _decimals(tok)
+        _check_known(tok, contract, chain_id, symbol, decimals)
+        tokens.append(Asset(symbol=symbol, decimals=decimals, contract=_to_checksum(contract)))
+    return tuple(tokens)
+
+
+def _check_known(tok: _Reader, contract: str, chain_id: int, symbol: str, decimals: int) -> None:
+    """A contract some preset lists must be configured on its own chain, as what it is."""
+    known = preset.known_tokens().get(contract.lower())
+    if known is None:
+        return
+    if known.chain_id != chain_id:
+        raise tok.fail(
+            "contract",
+            f"{contract} is {known.symbol} on {known.preset} (chain id {known.chain_id}), "
+            f"not a token of chain id {chain_id}",
         )
-    finality_wait = _positive(net, "finality_wait_seconds", int, 900)
-    block_time = float(_positive(net, "block_time", (int, float), BLOCK_TIMES.get(chain_id, 12.0)))
-    # Defaults in time, not blocks: a caught-up tail is up to one block plus propagation
-    # behind, so readiness allows four blocks (at least 30 s), the alert ten (at least 2 min).
-    ready_lag = float(_positive(net, "ready_lag_seconds", (int, float), max(30.0, 4 * block_time)))
-    max_lag = float(_positive(net, "max_lag_seconds", (int, float), max(120.0, 10 * block_time)))
-    return Network(
-        name=name,
-        chain_id=chain_id,
-        rpc_url=rpc_url,
-        confirmations=confirmations,
-        native=native,
-        tokens=tuple(tokens),
-        title=net.get("title", str, "") or _default_title(chain_id, name),
-        finality=net.get("finality", bool, False),
-        finality_wait_seconds=finality_wait,
-        block_time=block_time,
-        ready_lag_seconds=ready_lag,
-        max_lag_seconds=max_lag,
-    )
+    if (known.symbol, known.decimals) != (symbol, decimals):
+        raise tok.fail(
+            "contract",
+            f"{contract} is {known.symbol} with {known.decimals} decimals on {known.preset}, "
+            f"not {symbol} with {decimals}",
+        )
 
 
 def _symbol(reader: _Reader) -> str:
@@ -416,8 +508,5 @@ def _to_checksum(address: str) -> str:
     return str(to_checksum_address(address))
 
 
-_TITLES = {1: "Ethereum", 56: "BNB Smart Chain", 97: "BNB Smart Chain Testnet", 11155111: "Sepolia"}
-
-
-def _default_title(chain_id: int, name: str) -> str:
-    return _TITLES.get(chain_id, name.replace("_", " ").replace("-", " ").title())
+def _default_title(name: str) -> str:
+    return name.replace("_", " ").replace("-", " ").title()

@@ -7,6 +7,7 @@ until it passes, down to single blocks, so no block is ever skipped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,12 +26,15 @@ from indexer.chain.errors import (
 )
 from indexer.chain.rpc import JsonRpcClient
 
+log = logging.getLogger(__name__)
+
 
 class ChainReader:
     """Reads one chain's data; every method may raise an `indexer.chain.errors.RpcError`."""
 
     def __init__(self, client: JsonRpcClient) -> None:
         self.client = client
+        self._missing_tags: set[str] = set()  # block tags the node did not answer, warned once
 
     async def chain_id(self) -> int:
         return int(await self.client.call("eth_chainId"), 16)
@@ -38,21 +42,42 @@ class ChainReader:
     async def head_number(self) -> int:
         return int(await self.client.call("eth_blockNumber"), 16)
 
-    async def finalized_number(self) -> int | None:
-        """The node's `finalized` block number; None when the node has no such tag.
+    async def finalized_number(self, tag: str = "finalized") -> int | None:
+        """The number of the node's block with `tag` ("finalized" or "safe"); None without one.
 
-        anvil 1.7.1 answers with head - 64 (0 while the chain is shorter); geth after the merge
-        and BSC with fast finality answer; pre-merge chains answer an error or null.
+        anvil 1.7.1 answers `safe` with head - 32 and `finalized` with head - 64 (0 while the
+        chain is shorter); geth after the merge, BSC with fast finality, Bor with milestones,
+        AvalancheGo, op-geth and Nitro (with their L1 connection) answer; a pre-merge geth
+        answers an error ("'finalized' tag not supported on pre-merge network"), others null.
+        The first time the node has no such block, a warning says confirmations fall back to
+        depth; an info line says when the tag is back.
         """
         try:
-            block = await self.client.call("eth_getBlockByNumber", ["finalized", False])
-        except UnknownBlock:
+            block = await self.client.call("eth_getBlockByNumber", [tag, False])
+        except UnknownBlock as exc:
+            self._tag_missing(tag, str(exc))
             return None
         except RpcResponseError as exc:
-            if type(exc) is RpcResponseError:  # an invalid-tag error, not a range refusal
-                return None
-            raise
-        return None if block is None else int(block["number"], 16)
+            if type(exc) is not RpcResponseError:  # a range refusal, not an invalid-tag error
+                raise
+            self._tag_missing(tag, str(exc))
+            return None
+        if block is None:
+            self._tag_missing(tag, "no such block")
+            return None
+        if tag in self._missing_tags:
+            self._missing_tags.discard(tag)
+            log.info("%s: the node answers the %r tag again", self.client.network, tag)
+        return int(block["number"], 16)
+
+    def _tag_missing(self, tag: str, reason: str) -> None:
+        if tag not in self._missing_tags:
+            self._missing_tags.add(tag)
+            log.warning(
+                "%s: the node does not answer the %r block tag (%s); payments are confirmed "
+                "by depth until it does",
+                self.client.network, tag, reason, extra={"network": self.client.network},
+            )  # fmt: skip
 
     async def get_block(self, number: int, full_transactions: bool = True) -> Block | None:
         """Block `number`, or None when the node does not have it (yet)."""

@@ -1,9 +1,11 @@
-"""When a payment counts as confirmed: depth, or the node's finalized tag with a bounded wait.
+"""When a payment counts as confirmed: depth, or the node's `safe`/`finalized` tag, bounded.
 
 Pure policy, no I/O. Depth is `head - block + 1` (a payment in the head block has one
-confirmation). With finality on, a payment is confirmed as soon as its block is at or below the
-node's `finalized` block; while finality lags (Ethereum's has stalled for an hour), a payment
-that is deep enough and older than `finality_wait_seconds` falls back to the depth rule.
+confirmation). With a finality tag, a payment is confirmed as soon as its block is at or below
+the node's block with that tag; while the tag lags (Ethereum's finality has stalled for an hour,
+a rollup's batcher can stop posting), a payment that is deep enough and older than
+`finality_wait_seconds` falls back to the depth rule. A node that does not answer the tag at
+all (`finalized` None) gets the depth rule at once: the reader logged a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ class ChainPosition:
     """What the indexer knows of the chain when it judges confirmations."""
 
     head: int  # the block just processed (the indexer's view of the head)
-    finalized: int | None  # the node's finalized block, None when unknown or not asked
+    finalized: (
+        int | None
+    )  # the node's block with the network's tag; None: no such tag, or not asked
     now: datetime
 
 
@@ -33,9 +37,9 @@ def is_confirmed(
 ) -> bool:
     """Whether a payment in `block_number` (mined at `block_time`) is confirmed now."""
     deep = confirmations(block_number, position.head) >= network.confirmations
-    if not network.finality:
+    if network.finality_tag is None or position.finalized is None:
         return deep
-    if position.finalized is not None and block_number <= position.finalized:
+    if block_number <= position.finalized:
         return True
     waited = (position.now - block_time).total_seconds()
     return deep and waited >= network.finality_wait_seconds

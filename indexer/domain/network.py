@@ -29,8 +29,12 @@ class Network:
     native: Asset
     tokens: tuple[Asset, ...] = ()
     title: str = ""  # plain words for people ("Ethereum", "BNB Smart Chain")
-    finality: bool = False  # count a payment confirmed once at/below the node's `finalized` tag
-    finality_wait_seconds: int = 900  # bound on waiting for `finalized`; depth is the fallback
+    # "depth": confirmed `confirmations` deep. "safe"/"finalized": confirmed once at or below
+    # the node's block with that tag; depth applies after `finality_wait_seconds`, or at once
+    # when the node does not answer the tag.
+    finality: str = "depth"
+    finality_wait_seconds: int = 900
+    preset: str | None = None  # the chain preset this network was built from, if any
     block_time: float = 12.0  # seconds between blocks: turns block counts into time and back
     ready_lag_seconds: float = 48.0  # /readyz: not ready once this far behind (or unreachable)
     max_lag_seconds: float = 120.0  # the ChainpayNetworkLagging alert's threshold
@@ -43,6 +47,11 @@ class Network:
             self._by_symbol[token.symbol] = token
             assert token.contract is not None
             self._by_contract[token.contract.lower()] = token
+
+    @property
+    def finality_tag(self) -> str | None:
+        """The node block tag a payment must reach ("safe", "finalized"), None for depth."""
+        return None if self.finality == "depth" else self.finality
 
     @property
     def display_name(self) -> str:

@@ -124,7 +124,8 @@ class BlockService:
             return self.cursor.number
         if fetched[0].block.parent_hash != self.cursor.hash:
             raise ReorgDetected(f"block {first} does not extend {self.cursor.hash}")
-        finalized = await self.reader.finalized_number() if self.network.finality else None
+        tag = self.network.finality_tag
+        finalized = await self.reader.finalized_number(tag) if tag else None
         # Screened here, not in the job: the job must stay pure database work.
         hits = self.fetcher.screen(
             t.to_address for item in fetched for t in item.transfers if t.amount > 0

@@ -1,4 +1,4 @@
-"""The confirmation policy: depth, and finality with a bounded wait falling back to depth."""
+"""The confirmation policy: depth, and a finality tag with a bounded wait falling back to depth."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from indexer.domain.network import Asset, Network
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DEPTH = Network("eth", 1, "ws://node", 12, Asset("ETH", 18))
-FINALITY = replace(DEPTH, finality=True, finality_wait_seconds=900)
+FINALITY = replace(DEPTH, finality="finalized", finality_wait_seconds=900)
+SAFE = replace(DEPTH, finality="safe", finality_wait_seconds=1800)
 
 
 @pytest.mark.parametrize(
@@ -31,8 +32,13 @@ def test_confirmations_count_the_block_itself(block: int, head: int, expected: i
         (DEPTH, 111, None, 0, True),
         (FINALITY, 101, 100, 0, True),
         (FINALITY, 111, 90, 60, False),
-        (FINALITY, 111, None, 901, True),
-        (FINALITY, 105, None, 3600, False),
+        (FINALITY, 111, 90, 901, True),
+        (FINALITY, 105, 90, 3600, False),
+        (FINALITY, 111, None, 0, True),
+        (FINALITY, 110, None, 0, False),
+        (SAFE, 101, 100, 0, True),
+        (SAFE, 111, 99, 1799, False),
+        (SAFE, 111, 99, 1800, True),
     ],
     ids=[
         "depth-11-of-12",
@@ -41,6 +47,11 @@ def test_confirmations_count_the_block_itself(block: int, head: int, expected: i
         "deep-but-waiting-for-finality",
         "finality-stalled-falls-back-to-depth",
         "fallback-still-needs-depth",
+        "node-without-the-tag-gets-depth-at-once",
+        "node-without-the-tag-still-needs-depth",
+        "safe-tag-before-depth",
+        "safe-tag-lagging-waits",
+        "safe-tag-stalled-falls-back-to-depth",
     ],
 )
 def test_is_confirmed(
