@@ -11,9 +11,11 @@ from typing import Any
 from aiohttp import http_exceptions, web
 
 from api import checkout, logs
+from api.auth import auth_middleware
 from api.bootstrap import Gateway
 from api.errors import HTTP_CODES, Handler, error_middleware, error_response
 from api.keys import GATEWAY, LOG_NOTE
+from api.openapi import OPENAPI_PARTS
 from api.requests import MAX_BODY
 from api.routes import events, invoices, store, system, webhooks
 from indexer import metrics
@@ -21,7 +23,6 @@ from indexer.domain.ids import new_id
 
 log = logging.getLogger("chainpay.access")
 REQUEST_ID = web.RequestKey("request_id", str)
-EXTRA_ROUTES: list[web.RouteTableDef] = []  # webhooks, events, checkout register here
 
 
 @web.middleware
@@ -127,16 +128,20 @@ class ApiRunner(web.AppRunner):
 
 
 def build_app(gateway: Gateway, api: bool = True) -> web.Application:
-    """The HTTP app; with api=False only the operator endpoints (for `serve --no-api`)."""
+    """The HTTP app; with api=False only the operator endpoints (for `serve --no-api`).
+
+    Every route it registers needs an API key unless `api.auth.PUBLIC_ROUTES` lists it.
+    """
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware], client_max_size=MAX_BODY
+        middlewares=[observe_middleware, error_middleware, auth_middleware],
+        client_max_size=MAX_BODY,
     )
     app[GATEWAY] = gateway
-    tables = [system.routes]
+    app[OPENAPI_PARTS] = (webhooks.openapi_part, events.openapi_part)
+    app.add_routes(system.routes)
     if api:
-        tables += [store.routes, invoices.routes, checkout.routes, webhooks.routes, events.routes]
-        tables += EXTRA_ROUTES
+        for table in (store.routes, invoices.routes, webhooks.routes, events.routes):
+            app.add_routes(table)
+        app.add_routes(checkout.routes)
         checkout.setup_checkout(app)
-    for table in tables:
-        app.add_routes(table)
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
+
 from api.requests import LIMIT
 from api.routes.invoices import IDEMPOTENCY_KEY, INVOICE_CURSOR, ORDER_ID, STATUS
 from indexer import __version__
@@ -12,9 +14,10 @@ from indexer.config import EXPIRES_IN_RANGE, Settings
 from indexer.domain.invoice import INVOICE_EVENT_TYPES, InvoiceException, PaymentState, Status
 
 Part = tuple[dict[str, Any], dict[str, Any]]
-# Route modules outside the core (webhooks, events) register a builder of their paths and
-# schemas here; each gets the running gateway's settings, as the core paths do.
-EXTRA_PARTS: list[Callable[[Settings], Part]] = []
+PartBuilder = Callable[[Settings], Part]
+# The route modules outside the core (webhooks, events) that `build_app` passes: each builds its
+# paths and schemas from the running gateway's settings, as the core paths do.
+OPENAPI_PARTS: web.AppKey[tuple[PartBuilder, ...]] = web.AppKey("openapi_parts")
 
 
 def ref(name: str) -> dict[str, str]:
@@ -275,10 +278,10 @@ def _core_paths() -> dict[str, Any]:
     }
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
+def openapi_document(settings: Settings, parts: tuple[PartBuilder, ...] = ()) -> dict[str, Any]:
     """The document of this gateway: its networks, assets and webhook URL rules."""
     paths, schemas = _core_paths(), {**_SCHEMAS, "InvoiceCreate": invoice_create_schema(settings)}
-    for build in EXTRA_PARTS:
+    for build in parts:
         more_paths, more_schemas = build(settings)
         paths.update(more_paths)
         schemas.update(more_schemas)

@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.keys import GATEWAY
-from api.openapi import openapi_document
+from api.openapi import OPENAPI_PARTS, openapi_document
 
 routes = web.RouteTableDef()
 
@@ -47,4 +47,5 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(request.app[GATEWAY].settings))
+    app = request.app
+    return web.json_response(openapi_document(app[GATEWAY].settings, app[OPENAPI_PARTS]))

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from api.auth import authenticated_store
 from api.keys import GATEWAY
-from api.openapi import EXTRA_PARTS, Part, error_responses, json_body, ref
+from api.openapi import Part, error_responses, json_body, ref
 from api.requests import LIMIT, cursor, parse_json, read_body
 from indexer.config import Settings
 from indexer.services.webhooks import EVENT_TYPES, MAX_DESCRIPTION, SUBSCRIBABLE
@@ -310,8 +310,6 @@ def _endpoint_paths() -> dict[str, Any]:
     }
 
 
-def _part(settings: Settings) -> Part:
+def openapi_part(settings: Settings) -> Part:
+    """This module's paths and schemas for the OpenAPI document (`build_app` passes it)."""
     return _endpoint_paths(), _schemas(settings)
-
-
-EXTRA_PARTS.append(_part)
