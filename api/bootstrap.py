@@ -81,7 +81,6 @@ class Gateway:
     matcher: AddressMatcher = field(init=False)
     webhooks: WebhookService = field(init=False)
     network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
-    extensions: dict[str, Any] = field(init=False, default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     failure: BaseException | None = field(init=False, default=None)  # a worker's ConfigError
     on_failure: Callable[[], None] | None = field(init=False, default=None)

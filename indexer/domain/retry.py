@@ -29,7 +29,6 @@ RETRY_DELAYS: tuple[timedelta, ...] = (
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 JITTER = 0.10
-MIN_RETRY_SPAN = timedelta(days=3)
 DISABLE_AFTER = timedelta(days=3)
 
 
