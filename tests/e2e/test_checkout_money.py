@@ -14,9 +14,9 @@ from playwright.async_api import Browser, expect
 
 from api.app import build_app
 from indexer.workers.expirer import Expirer
-from tests.support.anvil import free_port
 from tests.support.browser import open_page
 from tests.support.gateway import Chain, GatewayFactory, GatewayUnderTest
+from tests.support.process import free_port
 
 pytestmark = [pytest.mark.anvil, pytest.mark.browser]
 

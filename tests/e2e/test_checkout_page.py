@@ -25,8 +25,8 @@ from indexer.config import Settings
 from indexer.domain.clock import FrozenClock
 from indexer.domain.network import Asset, Network
 from indexer.workers.expirer import Expirer
-from tests.support.anvil import free_port
 from tests.support.browser import decode_qr, open_page
+from tests.support.process import free_port
 
 pytestmark = pytest.mark.browser
 

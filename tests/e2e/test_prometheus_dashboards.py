@@ -22,9 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.anvil import free_port
 from tests.support.gateway import Chain, config_file
-from tests.support.process import run, start_serve, stop
+from tests.support.process import free_port, run, start_serve, stop
 from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.anvil, pytest.mark.slow]

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.anvil import REPO_ROOT, free_port
+from tests.support.anvil import REPO_ROOT
 from tests.support.gateway import Chain, GatewayFactory, config_file
+from tests.support.process import free_port
 
 pytestmark = pytest.mark.anvil
 

@@ -9,7 +9,6 @@ node on the same port with the chain as it was.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,8 @@ import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_utils.abi import function_signature_to_4byte_selector
 
+from tests.support.process import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ANVIL_BIN = REPO_ROOT / "node_modules" / ".bin" / "anvil"
 ARTIFACTS = REPO_ROOT / "indexer" / "chain" / "contracts"
@@ -30,12 +31,6 @@ _START_TIMEOUT = 15.0
 
 class AnvilError(RuntimeError):
     """anvil is missing, did not start, or answered a set-up request with an error."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def calldata(signature: str, *args: Any) -> str:
