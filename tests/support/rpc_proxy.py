@@ -21,6 +21,8 @@ deterministically between two awaits. Faults are plain attributes:
   available" (a disabled API)
 - `empty_logs`: block number -> how many more times `eth_getLogs` hides that block's logs
   (a broken or lying node); each answer that hid something counts one down
+- `missing_tags`: block tags (`safe`, `finalized`) `eth_getBlockByNumber` refuses as a pre-merge
+  geth does: -32000 "'finalized' tag not supported on pre-merge network"
 - `results`: method name -> result to answer instead of forwarding (a syncing node's
   `eth_syncing` object and `eth_blockNumber` of 0, for instance)
 
@@ -77,6 +79,7 @@ class RpcProxy:
         self.empty_logs: dict[int, int] = {}
         self.missing_methods: set[str] = set()
         self.results: dict[str, Any] = {}
+        self.missing_tags: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -220,6 +223,11 @@ class RpcProxy:
             error = {
                 "code": -32601,
                 "message": f"the method {method} does not exist/is not available",
+            }
+        if method == "eth_getBlockByNumber" and params and params[0] in self.missing_tags:
+            error = {
+                "code": -32000,
+                "message": f"'{params[0]}' tag not supported on pre-merge network",
             }
         if method == "eth_getLogs" and self.max_log_range is not None:
             query = params[0]
