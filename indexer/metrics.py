@@ -79,7 +79,8 @@ RPC_REQUESTS = Counter(
 )
 RPC_ERRORS = Counter(
     "chainpay_rpc_errors_total",
-    "JSON-RPC failures by method and kind (timeout, connection, http, rpc, range)",
+    "JSON-RPC failures by method and kind (timeout, connection, http, rpc, range, "
+    "response_too_large, unknown_block, missing_state, missing_history, method_not_found)",
     ["network", "method", "kind"],
 )
 RPC_SECONDS = Histogram(
@@ -158,7 +159,8 @@ API_SECONDS = Histogram(
 # --- DuckDB ------------------------------------------------------------------------------------
 DB_COMMIT_SECONDS = Histogram(
     "chainpay_db_commit_duration_seconds",
-    "Time of one DuckDB write transaction by kind (api, block, dispatch, expiry)",
+    "Time of one DuckDB write transaction by kind (api, block, webhooks, fanout, expiry, prune, "
+    "checkpoint; mixed for a group commit of several kinds)",
     ["kind"],
     buckets=_LATENCY,
 )
