@@ -11,7 +11,21 @@ from prometheus_client import REGISTRY
 from indexer.domain.signing import verify_signature
 from tests.support.gateway import eventually
 from tests.support.receiver import Receiver
-from tests.support.webhooks import HarnessFactory
+from tests.support.webhooks import HarnessFactory, WebhookHarness
+
+
+async def settled(h: WebhookHarness) -> None:
+    """Until fan-out has passed every committed event and no delivery is pending: from then on
+    the dispatcher has nothing left to send, so what the receiver got is all it gets."""
+
+    async def nothing_left() -> bool:
+        [(passed, pending)] = await h.query(
+            "SELECT (SELECT last_seq FROM outbox_cursor) >= (SELECT coalesce(max(seq), 0) "
+            "FROM events), (SELECT count(*) FROM deliveries WHERE status = 'pending')"
+        )
+        return bool(passed) and pending == 0
+
+    await eventually(nothing_left)
 
 
 async def test_rotated_secret_signs_with_both_secrets_during_the_overlap(
@@ -63,8 +77,12 @@ async def test_test_ping_goes_to_the_tested_endpoint_only(
     assert ping["type"] == "ping"
     assert ping["data"]["webhook_endpoint"]["id"] == tested["id"]
     assert "secret" not in ping["data"]["webhook_endpoint"]
-    await asyncio.sleep(0.3)  # the fan-out runs meanwhile and must skip the ping
+    await settled(h)  # the fan-out has passed the ping, which it must skip
     assert len(receiver.requests) == 1
+    deliveries = await h.query(
+        "SELECT endpoint_id FROM deliveries WHERE event_id = ?", [ping["id"]]
+    )
+    assert deliveries == [(tested["id"],)]
     _, events = await h.call("GET", "/v1/events?type=ping")
     assert [e["id"] for e in events["data"]] == [ping["id"]]
 
@@ -80,7 +98,7 @@ async def test_endpoint_receives_only_the_event_types_it_subscribed_to(
     await h.insert_events(1, type_="invoice.paid")
 
     requests = await receiver.wait_for_requests(3)
-    await asyncio.sleep(0.3)
+    await settled(h)
     seen = sorted((r.path, json.loads(r.body)["type"]) for r in receiver.requests)
     assert seen == [
         ("/all", "invoice.created"),
@@ -217,9 +235,8 @@ async def test_an_endpoint_created_on_a_gateway_without_endpoints_gets_only_late
     # given a gateway with no endpoint, whose fan-out has had events to pass over
     h = await webhook_harness()
     await h.insert_events(2)
-    await asyncio.sleep(0.2)
-    await h.insert_events(3)  # while the cursor may be lagging: nothing can be delivered
-    await asyncio.sleep(0.2)
+    await settled(h)
+    await h.insert_events(3)  # the cursor lags now (no endpoint): nothing can be delivered
 
     # when an endpoint is created and more events follow
     await h.endpoint(receiver.url)
@@ -227,5 +244,6 @@ async def test_an_endpoint_created_on_a_gateway_without_endpoints_gets_only_late
 
     # then it receives exactly the later ones, once each
     await receiver.wait_for_requests(2)
-    await asyncio.sleep(0.3)
+    await settled(h)
     assert sorted(r.headers["Chainpay-Event-Id"] for r in receiver.requests) == sorted(later)
+    assert await h.query("SELECT count(*) FROM deliveries") == [(2,)]
