@@ -167,8 +167,8 @@ def strings_in(node: Any) -> list[str]:
 
 @pytest.mark.parametrize(
     "profile",
-    [None, "nodes", "ethereum", "bsc", "laptop"],
-    ids=["no-profile", "nodes", "ethereum", "bsc", "laptop"],
+    [None, "nodes", "ethereum", "bsc", "laptop", "base"],
+    ids=["no-profile", "nodes", "ethereum", "bsc", "laptop", "base"],
 )
 def test_compose_file_passes_docker_compose_validation(profile: str | None) -> None:
     args = [tool("docker-compose"), "-f", str(COMPOSE)]
@@ -243,7 +243,7 @@ def test_compose_geth_and_lighthouse_share_the_jwt_secret_volume() -> None:
     assert "--execution-endpoint=http://geth:8551" in lighthouse_command
 
 
-@pytest.mark.parametrize("service", ["geth", "bsc"])
+@pytest.mark.parametrize("service", ["geth", "bsc", "op-geth"])
 def test_compose_nodes_serve_websocket_with_the_apis_chainpay_needs(service: str) -> None:
     command = " ".join(services()[service]["command"])
 
@@ -251,6 +251,20 @@ def test_compose_nodes_serve_websocket_with_the_apis_chainpay_needs(service: str
     assert "--ws.api=eth,net,web3,debug" in command
     assert "--http.api=eth,net,web3,debug" in command
     assert "--ws.port=8546" in command
+
+
+def test_compose_base_profile_is_a_rollup_node_pair_following_the_stacks_l1() -> None:
+    svc = services()
+    op_node = " ".join(svc["op-node"]["command"])
+
+    assert set(svc["op-geth"]["profiles"]) == set(svc["op-node"]["profiles"]) == {"base"}
+    assert "--op-network=base-mainnet" in svc["op-geth"]["command"]
+    assert "--network=base-mainnet" in op_node
+    assert "--l2=http://op-geth:8551" in op_node and "--l2.jwt-secret=/jwt/jwt.hex" in op_node
+    assert "--l1=${BASE_L1_RPC:-http://geth:8545}" in op_node
+    assert "--l1.beacon=${BASE_L1_BEACON:-http://lighthouse:5052}" in op_node
+    assert "base-jwt:/jwt" in svc["op-geth"]["volumes"]
+    assert "base-jwt:/jwt:ro" in svc["op-node"]["volumes"]
 
 
 def test_compose_publishes_node_rpc_and_dashboards_only_on_loopback() -> None:
