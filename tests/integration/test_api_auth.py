@@ -109,7 +109,7 @@ async def test_a_route_added_without_thinking_of_keys_is_protected(
         assert (await client.get("/v1/new-thing", headers=merchant.headers)).status == 200
 
 
-async def test_a_public_route_needs_a_key_for_anything_but_reading(client: Client) -> None:
+async def test_public_routes_serve_only_reads(client: Client) -> None:
     response = await client.post("/healthz")
     assert response.status == 405  # no such route: never authenticated, never served
     app_routes = set(_built_routes())
