@@ -18,8 +18,7 @@ from api.bootstrap import Gateway
 from api.errors import ApiError, error_middleware
 from api.keys import GATEWAY
 from api.requests import parse_json, read_body
-from indexer.services.snapshots import backup_database, export_snapshot
-from indexer.store.database import StoreError
+from indexer.store.errors import StoreError
 
 routes = web.RouteTableDef()
 
@@ -60,7 +59,7 @@ async def create_key(request: web.Request) -> web.Response:
 async def export(request: web.Request) -> web.Response:
     body = await _command(request, "out")
     try:
-        summary = await export_snapshot(request.app[GATEWAY].db, Path(body["out"]))
+        summary = await request.app[GATEWAY].db.export_snapshot(Path(body["out"]))
     except StoreError as exc:  # target not empty, disk full: the operator's to fix
         raise ApiError(409, "export_failed", str(exc)) from None
     return web.json_response(summary)
@@ -70,7 +69,7 @@ async def export(request: web.Request) -> web.Response:
 async def backup(request: web.Request) -> web.Response:
     body = await _command(request, "out")
     try:
-        summary = await backup_database(request.app[GATEWAY].db, Path(body["out"]))
+        summary = await request.app[GATEWAY].db.backup(Path(body["out"]))
     except StoreError as exc:
         raise ApiError(409, "backup_failed", str(exc)) from None
     return web.json_response(summary)

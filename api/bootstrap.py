@@ -19,7 +19,8 @@ from indexer.matcher import AddressMatcher
 from indexer.services.invoices import InvoiceService
 from indexer.services.stores import StoreService
 from indexer.services.webhooks import WebhookService
-from indexer.store.database import Database, StoreError
+from indexer.store.duckdb.database import Database
+from indexer.store.errors import StoreError
 from indexer.workers.dispatcher import Dispatcher
 from indexer.workers.expirer import Expirer
 from indexer.workers.exporter import PeriodicExporter

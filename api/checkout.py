@@ -24,8 +24,7 @@ from indexer.domain.invoice import InvoiceException, PaymentState, Status
 from indexer.domain.network import Network
 from indexer.domain.records import Invoice, Payment
 from indexer.domain.view import payment_uri
-from indexer.store import invoices as invoice_queries
-from indexer.store.database import Connection
+from indexer.store.port import UnitOfWork
 
 routes = web.RouteTableDef()
 STATIC_DIR = Path(__file__).parent / "static"
@@ -136,11 +135,11 @@ async def load_checkout(request: web.Request, invoice_id: str) -> Checkout | Non
         return None
     gateway = request.app[GATEWAY]
 
-    def read(conn: Connection) -> tuple[Invoice | None, list[Payment]]:
-        invoice = invoice_queries.get_invoice(conn, invoice_id)
+    def read(uow: UnitOfWork) -> tuple[Invoice | None, list[Payment]]:
+        invoice = uow.invoices.get_invoice(invoice_id)
         if invoice is None:
             return None, []
-        return invoice, invoice_queries.payments_for(conn, [invoice_id])[invoice_id]
+        return invoice, uow.invoices.payments_for([invoice_id])[invoice_id]
 
     invoice, payments = await gateway.db.read(read)
     network = gateway.settings.networks.get(invoice.network) if invoice else None

@@ -29,7 +29,8 @@ from indexer.config import ConfigError, Settings
 from indexer.domain.clock import SystemClock
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
 from indexer.services.stores import StoreService
-from indexer.store.database import Database, DatabaseLocked, StoreError
+from indexer.store.duckdb.database import Database
+from indexer.store.errors import DatabaseLocked, StoreError
 
 log = logging.getLogger("chainpay")
 COMMANDS: dict[str, Handler] = {}  # filled by build_parser(), never at import

@@ -15,7 +15,7 @@ from typing import Any
 
 from api import admin
 from indexer.config import Settings, load_settings
-from indexer.store.database import StoreError
+from indexer.store.errors import StoreError
 
 Handler = Callable[[argparse.Namespace], int]  # a subcommand: parsed arguments → exit code
 

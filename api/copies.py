@@ -2,7 +2,7 @@
 
 `export` and `backup` work either way: with the gateway stopped they open the DuckDB file
 read-only; while `chainpay serve` holds it they ask the gateway over its admin socket, and the
-gateway does the copy on its own cursor (see indexer/services/snapshots.py). `restore` only
+gateway does the copy on its own cursor (see Database.export_snapshot and backup). `restore` only
 runs with the gateway stopped.
 """
 
@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from api.command import Handler, UsageError, call_admin, settings_from
-from indexer.store.backup import RESTORE_ADDRESS_GAP, backup_file, restore_file
-from indexer.store.database import DatabaseLocked, open_connection
-from indexer.store.export import write_snapshot
+from indexer.store.duckdb.backup import RESTORE_ADDRESS_GAP, backup_file, restore_file
+from indexer.store.duckdb.connection import open_connection
+from indexer.store.duckdb.export import write_snapshot
+from indexer.store.errors import DatabaseLocked
 
 
 def add_parsers(sub: Any) -> dict[str, Handler]:

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
-from indexer.store.database import StorageUnavailable
+from indexer.store.errors import StorageUnavailable
 
 log = logging.getLogger("chainpay.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

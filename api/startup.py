@@ -18,7 +18,7 @@ from indexer.chain.reader import ChainReader
 from indexer.chain.rpc import JsonRpcClient
 from indexer.config import ConfigError, Settings
 from indexer.domain.network import Network
-from indexer.store import chain as queries
+from indexer.store.rows import Cursor
 from indexer.workers.tail import sync_progress
 
 log = logging.getLogger("chainpay")
@@ -51,7 +51,7 @@ async def probe_networks(gateway: Gateway) -> list[str]:
 
 async def _probe(gateway: Gateway, network: Network) -> str:
     name = network.name
-    cursor = await gateway.db.read(lambda c: queries.get_cursor(c, name))
+    cursor = await gateway.db.read(lambda c: c.chain.get_cursor(name))
     where = f"network {name} (chain id {network.chain_id}) node {redacted(network.rpc_url)}"
     client = JsonRpcClient(network.rpc_url, name, timeout=PROBE_TIMEOUT)
     reader = ChainReader(client)
@@ -96,5 +96,5 @@ def redacted(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{tail}"
 
 
-def _number(cursor: queries.Cursor | None) -> str:
+def _number(cursor: Cursor | None) -> str:
     return "none yet" if cursor is None else str(cursor.number)

@@ -234,8 +234,7 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         await blocks.process(number, number)
         per_block.append((time.perf_counter() - t0) * 1000)
-    matched = await gateway.db.read(
-        lambda c: c.execute("SELECT count(*) FROM payments").fetchone()[0]
+    matched = await gateway.db.read_sql(lambda c: c.execute("SELECT count(*) FROM payments").fetchone()[0]
     )
     assert matched == DENSE_BLOCKS * HITS_PER_BLOCK, matched
     progress("per-block pass done")
@@ -268,10 +267,8 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def wait_pending(gateway: Any, invoice_id: str) -> None:
-    from indexer.store import invoices as queries
-
-    def status(conn: Any) -> str:
-        invoice = queries.get_invoice(conn, invoice_id)
+    def status(uow: Any) -> str:
+        invoice = uow.invoices.get_invoice(invoice_id)
         assert invoice is not None
         return invoice.status.value
 
@@ -281,13 +278,13 @@ async def wait_pending(gateway: Any, invoice_id: str) -> None:
 
 async def reset(gateway: Any, reader: Any, first: int) -> None:
     """Forget everything the indexer wrote and put the cursor just before `first`."""
-    from indexer.store import chain as queries
-    from indexer.store.chain import Cursor
+    from indexer.store.rows import Cursor
 
     parent = await reader.get_block(first - 1, full_transactions=False)
     now = datetime.now(UTC)
 
-    def wipe(conn: Any) -> None:
+    def wipe(uow: Any) -> None:
+        conn = uow.conn
         for table in ("transfers", "payments", "blocks", "chain_cursors"):
             conn.execute(f"DELETE FROM {table}")
         conn.execute("DELETE FROM events WHERE type <> 'invoice.created'")
@@ -295,7 +292,7 @@ async def reset(gateway: Any, reader: Any, first: int) -> None:
             "UPDATE invoices SET status = 'new', amount_received = 0::BIGNUM, "
             "amount_confirmed = 0::BIGNUM WHERE status <> 'new'"
         )
-        queries.save_cursor(conn, "ethereum", Cursor(parent.number, parent.hash), now)
+        uow.chain.save_cursor("ethereum", Cursor(parent.number, parent.hash), now)
 
     await gateway.db.write(wipe)
 
@@ -304,7 +301,6 @@ async def detection(gateway: Any, settings: Any, network: Any, spec: dict[str, A
     """Milliseconds from anvil announcing a payment's block to the invoice reading `pending`."""
     import aiohttp
 
-    from indexer.store import chain as chain_queries
     from indexer.workers.tail import TailWorker
 
     http = spec["http"]
@@ -332,7 +328,7 @@ async def detection(gateway: Any, settings: Any, network: Any, spec: dict[str, A
     latencies = []
     targets = [issued_address(DENSE_BLOCKS * HITS_PER_BLOCK + i) for i in range(LATENCY_PAYMENTS)]
     for address in targets:
-        invoice = await gateway.db.read(lambda c, a=address: chain_queries.invoices_at(c, [a])[a])
+        invoice = await gateway.db.read(lambda u, a=address: u.chain.invoices_at([a])[a])
         [tx] = rpc_batch(http, transfer_calls(spec["token"], spec["sender"], [address]))
         try:
             await asyncio.wait_for(wait_pending(gateway, invoice.id), 15)

@@ -25,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexer.store.database import Database, bulk_insert  # noqa: E402
-from indexer.store.invoices import _CASTS, _INSERT_COLUMNS  # noqa: E402
+from indexer.store.duckdb.connection import bulk_insert  # noqa: E402
+from indexer.store.duckdb.database import Database  # noqa: E402
+from indexer.store.duckdb.invoices import _CASTS, _INSERT_COLUMNS  # noqa: E402
 from tests.support.anvil import Anvil  # noqa: E402
 from tests.support.api import TEST_XPUB  # noqa: E402
 from tests.support.process import CHAINPAY, free_port, http_json, wait_http  # noqa: E402
@@ -38,8 +39,7 @@ def build_database(path: Path, count: int) -> None:
     db = Database(path)
     db.migrate()
     now = datetime.now(UTC)
-    db.write_sync(
-        lambda c: c.execute(
+    db.write_sync(lambda c: c.conn.execute(
             "INSERT INTO stores VALUES ('st_bench', 'bench', ?, 'bench-chain', ?)", [TEST_XPUB, now]
         )
     )
@@ -72,7 +72,7 @@ def build_database(path: Path, count: int) -> None:
         db.write_sync(
             lambda c, rows=rows: bulk_insert(c, "invoices", _INSERT_COLUMNS, rows, _CASTS)
         )
-    db.read_sync(lambda c: c.execute("CHECKPOINT"))
+    db.read_sync(lambda c: c.conn.execute("CHECKPOINT"))
     asyncio.run(db.close())
 
 

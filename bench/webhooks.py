@@ -176,7 +176,7 @@ async def add_endpoints(gateway: Any, store: Any, urls: list[str]) -> None:
 
 async def commit_events(gateway: Any, store: Any, count: int) -> None:
     from indexer.domain.ids import new_id
-    from indexer.store.events import EventRow, insert_events
+    from indexer.store.rows import EventRow
 
     now = gateway.clock.now()
     for start in range(0, count, 100):
@@ -185,7 +185,7 @@ async def commit_events(gateway: Any, store: Any, count: int) -> None:
             event_id = new_id("evt")
             body = {"id": event_id, "object": "event", "type": "invoice.paid", "n": i, "data": {}}
             rows.append(EventRow(event_id, store.id, "invoice.paid", None, json.dumps(body), now))
-        await gateway.db.write(lambda c, rows=rows: insert_events(c, rows), kind="bench")
+        await gateway.db.write(lambda uow, rows=rows: uow.events.insert_events(rows), kind="bench")
         gateway.webhooks.notify()
 
 
@@ -221,8 +221,7 @@ async def latency(
             gateway.webhooks.notify()
         await asyncio.sleep(0.01)
     await receivers.wait_total([receivers.ports[endpoint]], count)
-    rows = await gateway.db.read(
-        lambda c: c.execute(
+    rows = await gateway.db.read_sql(lambda c: c.execute(
             "SELECT id, invoice_id FROM events WHERE store_id = ?", [store.id]
         ).fetchall()
     )

@@ -28,9 +28,8 @@ from indexer.domain.records import Invoice, Payment
 from indexer.domain.transfer import Transfer
 from indexer.domain.view import amount_text, state_text
 from indexer.services.evaluation import Reevaluation, reevaluate
-from indexer.store import chain as queries
-from indexer.store.chain import Cursor, StoredBlock
-from indexer.store.database import Connection, Database
+from indexer.store.port import Storage, UnitOfWork
+from indexer.store.rows import BLOCKS_KEPT, Cursor, PendingPayment, StoredBlock
 
 log = logging.getLogger(__name__)
 _PRUNE_EVERY = 64
@@ -64,7 +63,7 @@ class BlockService:
 
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         settings: Settings,
         network: Network,
         reader: ChainReader,
@@ -87,7 +86,7 @@ class BlockService:
     async def load_cursor(self, start_below_head: int) -> Cursor:
         """The stored cursor; on first start, `start_below_head` blocks below the node's head."""
         name = self.network.name
-        cursor = await self.db.read(lambda c: queries.get_cursor(c, name))
+        cursor = await self.db.read(lambda c: c.chain.get_cursor(name))
         if cursor is None:
             head = await self.reader.head_number()
             number = max(head - start_below_head, 0)
@@ -100,10 +99,10 @@ class BlockService:
             )
             now = self._now()
 
-            def start(conn: Connection) -> None:
-                if queries.get_cursor(conn, name) is None:
-                    queries.insert_blocks(conn, name, [stored])
-                    queries.save_cursor(conn, name, cursor, now)
+            def start(uow: UnitOfWork) -> None:
+                if uow.chain.get_cursor(name) is None:
+                    uow.chain.insert_blocks(name, [stored])
+                    uow.chain.save_cursor(name, cursor, now)
 
             await self.db.write(start, kind="block")
             log.info("%s: first start, watching from block %d", name, number + 1)
@@ -184,12 +183,12 @@ class BlockService:
         depth = expected.number - ancestor.number
         name, settings, now = self.network.name, self.settings, self._now()
 
-        def apply(conn: Connection) -> Reevaluation:
-            if queries.get_cursor(conn, name) != expected:
+        def apply(uow: UnitOfWork) -> Reevaluation:
+            if uow.chain.get_cursor(name) != expected:
                 raise CursorMoved(f"cursor moved away from {expected} during the rewind")
-            affected = queries.orphan_above(conn, name, ancestor.number, now)
-            queries.save_cursor(conn, name, ancestor, now)
-            return reevaluate(conn, affected, settings, now)
+            affected = uow.chain.orphan_above(name, ancestor.number, now)
+            uow.chain.save_cursor(name, ancestor, now)
+            return reevaluate(uow, affected, settings, now)
 
         result = await self.db.write(apply, kind="block")
         self.cursor = ancestor
@@ -205,9 +204,9 @@ class BlockService:
 
     async def _common_ancestor(self, cursor: Cursor) -> Cursor:
         name = self.network.name
-        low = await self.db.read(lambda c: queries.lowest_block(c, name))
+        low = await self.db.read(lambda c: c.chain.lowest_block(name))
         low = cursor.number if low is None else low
-        stored = await self.db.read(lambda c: queries.block_hashes(c, name, low, cursor.number))
+        stored = await self.db.read(lambda c: c.chain.block_hashes(name, low, cursor.number))
         high = cursor.number
         while high >= low:
             numbers = list(range(high, max(low, high - 31) - 1, -1))
@@ -226,12 +225,12 @@ class BlockService:
 
 
 def _payments(
-    conn: Connection, network: Network, candidates: list[Transfer], head: int, now: datetime
+    uow: UnitOfWork, network: Network, candidates: list[Transfer], head: int, now: datetime
 ) -> list[Payment]:
     """Payments for transfers to issued addresses of this network's invoices."""
     if not candidates:
         return []
-    invoices = queries.invoices_at(conn, sorted({t.to_address for t in candidates}))
+    invoices = uow.chain.invoices_at(sorted({t.to_address for t in candidates}))
     payments = []
     for t in candidates:
         invoice = invoices.get(t.to_address)
@@ -297,43 +296,42 @@ class _RangeJob:
         self.finalized = finalized
         self.now = now
 
-    def apply(self, conn: Connection) -> list[BlockOutcome]:
+    def apply(self, uow: UnitOfWork) -> list[BlockOutcome]:
         name, first, tip = self.network.name, self.fetched[0].block, self.fetched[-1].block
-        cursor = queries.get_cursor(conn, name)
+        cursor = uow.chain.get_cursor(name)
         if cursor is None or cursor.number != first.number - 1:
             raise CursorMoved(f"cursor is {cursor}, block {first.number} needs its parent")
         if cursor.hash != first.parent_hash:
             raise ReorgDetected(f"block {first.number} does not extend {cursor.hash}")
         busy = [item for item in self.fetched if item.transfers]
-        queries.replace_transfers(
-            conn,
+        uow.chain.replace_transfers(
             name,
             [(item.block.number, item.block.hash) for item in busy],
             [transfer for item in busy for transfer in item.transfers],
         )
-        pending = {(p.tx_hash, p.log_index): p for p in queries.pending_payments(conn, name)}
-        outcomes = [self._block(conn, item, pending) for item in self.fetched]
+        pending = {(p.tx_hash, p.log_index): p for p in uow.chain.pending_payments(name)}
+        outcomes = [self._block(uow, item, pending) for item in self.fetched]
         if pending:
-            queries.update_confirmations(conn, name, tip.number, self.now)
-        kept = self.fetched[-queries.BLOCKS_KEPT :]
-        queries.insert_blocks(conn, name, [_stored(item) for item in kept])
+            uow.chain.update_confirmations(name, tip.number, self.now)
+        kept = self.fetched[-BLOCKS_KEPT:]
+        uow.chain.insert_blocks(name, [_stored(item) for item in kept])
         if tip.number // _PRUNE_EVERY != (first.number - 1) // _PRUNE_EVERY:
-            queries.prune_blocks(conn, name, tip.number)
-        queries.save_cursor(conn, name, Cursor(tip.number, tip.hash), self.now)
+            uow.chain.prune_blocks(name, tip.number)
+        uow.chain.save_cursor(name, Cursor(tip.number, tip.hash), self.now)
         return outcomes
 
     def _block(
         self,
-        conn: Connection,
+        uow: UnitOfWork,
         item: FetchedBlock,
-        pending: dict[tuple[str, int], queries.PendingPayment],
+        pending: dict[tuple[str, int], PendingPayment],
     ) -> BlockOutcome:
         number, network = item.block.number, self.network
         paying = [t for t in item.transfers if t.to_address in self.hits and t.amount > 0]
-        payments = _payments(conn, network, paying, number, self.now)
-        queries.upsert_payments(conn, payments)
+        payments = _payments(uow, network, paying, number, self.now)
+        uow.chain.upsert_payments(payments)
         for p in payments:
-            pending[(p.tx_hash, p.log_index)] = queries.PendingPayment(
+            pending[(p.tx_hash, p.log_index)] = PendingPayment(
                 p.tx_hash, p.log_index, p.invoice_id, p.block_number, p.block_time
             )
         position = ChainPosition(head=number, finalized=self.finalized, now=self.now)
@@ -343,13 +341,13 @@ class _RangeJob:
             if is_confirmed(network, p.block_number, p.block_time, position)
         ]
         touched = {p.invoice_id for p in payments} | {pending[key].invoice_id for key in ready}
-        queries.confirm_payments(conn, network.name, ready, number, self.now)
+        uow.chain.confirm_payments(network.name, ready, number, self.now)
         for key in ready:
             del pending[key]
         outcome = BlockOutcome(number, item.time, len(item.transfers), payments)
         if touched:
-            queries.update_confirmations(conn, network.name, number, self.now)
-            outcome.reevaluation = reevaluate(conn, touched, self.settings, self.now)
+            uow.chain.update_confirmations(network.name, number, self.now)
+            outcome.reevaluation = reevaluate(uow, touched, self.settings, self.now)
         return outcome
 
 

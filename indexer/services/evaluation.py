@@ -16,10 +16,8 @@ from indexer.config import Settings
 from indexer.domain.invoice import EventType, Status, evaluate
 from indexer.domain.records import Invoice, Payment
 from indexer.services.events import invoice_event
-from indexer.store import events as event_queries
-from indexer.store import invoices as queries
-from indexer.store.database import Connection
-from indexer.store.events import EventRow
+from indexer.store.port import UnitOfWork
+from indexer.store.rows import EventRow
 
 
 @dataclass(frozen=True)
@@ -38,14 +36,14 @@ class Reevaluation:
 
 
 def reevaluate(
-    conn: Connection, invoice_ids: Iterable[str], settings: Settings, now: datetime
+    uow: UnitOfWork, invoice_ids: Iterable[str], settings: Settings, now: datetime
 ) -> Reevaluation:
     """Evaluate the given invoices against their stored payments; persist what changed."""
     ids = sorted(set(invoice_ids))
     if not ids:
         return Reevaluation([], [], [], [])
-    invoices = queries.get_invoices(conn, ids)
-    payments = queries.payments_for(conn, ids)
+    invoices = uow.invoices.get_invoices(ids)
+    payments = uow.invoices.payments_for(ids)
     changed: list[Invoice] = []
     events: list[EventRow] = []
     transitions: list[tuple[str, str]] = []
@@ -75,8 +73,8 @@ def reevaluate(
             transitions.append((invoice.network, state.status.value))
         if state.reorg_flagged and not invoice.reorg_flagged:
             flagged.append(invoice.network)
-    queries.update_invoice_states(conn, changed)
-    event_queries.insert_events(conn, events)
+    uow.invoices.update_invoice_states(changed)
+    uow.events.insert_events(events)
     return Reevaluation(changed, events, transitions, flagged)
 
 

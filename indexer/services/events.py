@@ -11,7 +11,7 @@ from indexer.domain.ids import new_id
 from indexer.domain.network import Network
 from indexer.domain.records import Invoice, Payment
 from indexer.domain.view import invoice_view, iso
-from indexer.store.events import EventRow
+from indexer.store.rows import EventRow
 
 
 def invoice_event_from_view(

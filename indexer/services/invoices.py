@@ -28,10 +28,8 @@ from indexer.domain.view import invoice_view
 from indexer.services.events import invoice_event_from_view
 from indexer.services.pagination import own_cursor
 from indexer.services.stores import Store, StoreService
-from indexer.store import events as event_queries
-from indexer.store import idempotency
-from indexer.store import invoices as queries
-from indexer.store.database import Connection, Database
+from indexer.store.port import Storage, UnitOfWork
+from indexer.store.rows import IdempotentResponse
 
 # An Idempotency-Key replays its first response for this long (Stripe's window), and is
 # forgotten by the next prune after that (indexer/workers/pruner.py).
@@ -69,7 +67,7 @@ class Reply:
 class InvoiceService:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         settings: Settings,
         stores: StoreService,
         watch: AddressWatch,
@@ -80,17 +78,17 @@ class InvoiceService:
         self.stores = stores
         self.watch = watch
         self.clock = clock
-        self._idempotent: dict[tuple[str, str], idempotency.IdempotentResponse] = {}
+        self._idempotent: dict[tuple[str, str], IdempotentResponse] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Future[Reply]] = {}
 
-    def load(self, conn: Connection) -> None:
+    def load(self, uow: UnitOfWork) -> None:
         """Rebuild the watched addresses and the idempotency keys from DuckDB.
 
         Every key in the table is loaded, expired or not: a key still in the table but not in
         memory would let a retry append a second row for it and fail the whole group commit.
         """
-        self.watch.add_many(queries.all_addresses(conn))
-        for item in idempotency.all_responses(conn):
+        self.watch.add_many(uow.invoices.all_addresses())
+        for item in uow.idempotency.all_responses():
             self._idempotent[(item.store_id, item.key)] = item
 
     # -- create ----------------------------------------------------------------------------
@@ -123,7 +121,7 @@ class InvoiceService:
         finally:
             del self._in_flight[slot]
 
-    def _replay(self, stored: idempotency.IdempotentResponse, request_hash: str) -> Reply:
+    def _replay(self, stored: IdempotentResponse, request_hash: str) -> Reply:
         if stored.request_hash != request_hash:
             raise ConflictError(
                 "idempotency_key_reused",
@@ -167,13 +165,13 @@ class InvoiceService:
         event = invoice_event_from_view(EventType.INVOICE_CREATED.value, invoice, text, now)
         remembered = None
         if idempotency_key is not None:
-            remembered = idempotency.IdempotentResponse(
-                store.id, idempotency_key, request_hash, 201, text, now
-            )
+            remembered = IdempotentResponse(store.id, idempotency_key, request_hash, 201, text, now)
 
-        rows = [queries.invoice_append(invoice), event_queries.event_append(event)]
-        if remembered is not None:
-            rows.append(idempotency.response_append(remembered))
+        def write(uow: UnitOfWork) -> None:
+            uow.invoices.add(invoice)
+            uow.events.add(event)
+            if remembered is not None:
+                uow.idempotency.add(remembered)
 
         def committed(_: object) -> None:
             # Runs once the rows are durable, even if this request stopped waiting (a write
@@ -184,7 +182,7 @@ class InvoiceService:
                 self._idempotent[(store.id, remembered.key)] = remembered
             metrics.INVOICES_CREATED.labels(cmd.network, cmd.asset).inc()
 
-        await self.db.append(rows, on_commit=committed)
+        await self.db.write(write, on_commit=committed)
         return Reply(201, body, text=text)
 
     async def prune_idempotency(self, limit: int = PRUNE_BATCH) -> int:
@@ -195,7 +193,7 @@ class InvoiceService:
         """
         cutoff = self.clock.now() - IDEMPOTENCY_WINDOW
         deleted = await self.db.write(
-            lambda c: idempotency.delete_older_than(c, cutoff, limit), kind="prune"
+            lambda c: c.idempotency.delete_older_than(cutoff, limit), kind="prune"
         )
         for slot in deleted:
             self._idempotent.pop(slot, None)
@@ -210,11 +208,11 @@ class InvoiceService:
         if not looks_like("inv", invoice_id):
             raise NotFoundError(f"no invoice {invoice_id}")
 
-        def read(conn: Connection) -> tuple[Invoice | None, list[Any]]:
-            invoice = queries.get_invoice(conn, invoice_id)
+        def read(uow: UnitOfWork) -> tuple[Invoice | None, list[Any]]:
+            invoice = uow.invoices.get_invoice(invoice_id)
             if invoice is None:
                 return None, []
-            return invoice, queries.payments_for(conn, [invoice_id])[invoice_id]
+            return invoice, uow.invoices.payments_for([invoice_id])[invoice_id]
 
         invoice, payments = await self.db.read(read)
         if invoice is None or (store_id is not None and invoice.store_id != store_id):
@@ -234,17 +232,17 @@ class InvoiceService:
         order_id: str | None,
         starting_after: str | None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        def read(conn: Connection) -> tuple[list[Invoice], bool, dict[str, list[Any]]]:
+        def read(uow: UnitOfWork) -> tuple[list[Invoice], bool, dict[str, list[Any]]]:
             cursor = None
             if starting_after is not None:
                 found = (
-                    queries.get_invoice(conn, starting_after)
+                    uow.invoices.get_invoice(starting_after)
                     if looks_like("inv", starting_after)
                     else None
                 )
                 cursor = own_cursor(found, store_id, "an invoice")
-            items, has_more = queries.list_invoices(conn, store_id, limit, status, order_id, cursor)
-            return items, has_more, queries.payments_for(conn, [i.id for i in items])
+            items, has_more = uow.invoices.list_invoices(store_id, limit, status, order_id, cursor)
+            return items, has_more, uow.invoices.payments_for([i.id for i in items])
 
         items, has_more, payments = await self.db.read(read)
         return [self.view(i, payments[i.id]) for i in items], has_more

@@ -18,9 +18,8 @@ from indexer import deriver
 from indexer.domain.clock import Clock
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
 from indexer.domain.ids import looks_like, new_id
-from indexer.store import invoices as invoice_queries
-from indexer.store import stores as queries
-from indexer.store.database import Connection, Database
+from indexer.store.port import Storage, UnitOfWork
+from indexer.store.rows import ApiKeyRow, StoreRow
 from indexer.wallet import ExtendedPublicKey, parse_xpub
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def hash_key(secret: str) -> str:
 class StoreService:
     """Owns the in-memory view of stores, keys and each store's next HD index."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Storage, clock: Clock) -> None:
         self.db = db
         self.clock = clock
         self.stores: dict[str, Store] = {}
@@ -61,16 +60,16 @@ class StoreService:
         self._pools: dict[str, dict[int, str]] = {}  # store id -> {index: address} derived ahead
         self._refilling: set[str] = set()
 
-    def load(self, conn: Connection) -> None:
+    def load(self, uow: UnitOfWork) -> None:
         """Rebuild the in-memory indexes from DuckDB (at start-up)."""
-        for row in queries.all_stores(conn):
+        for row in uow.stores.all_stores():
             self.stores[row.id] = Store(
                 row.id, row.name, parse_xpub(row.evm_xpub), row.created_at.isoformat()
             )
-        for key in queries.active_api_keys(conn):
+        for key in uow.stores.active_api_keys():
             self._keys[key.key_hash] = (key.id, key.store_id)
             self._key_ids[key.id] = key.key_hash
-        self._next_index = invoice_queries.next_address_indexes(conn)
+        self._next_index = uow.invoices.next_address_indexes()
 
     # -- authentication ------------------------------------------------------------------
     def authenticate(self, secret: str) -> Store | None:
@@ -149,13 +148,11 @@ class StoreService:
                 pool[index] = address
 
     # -- commands (also run from the CLI through Database.write_sync) -----------------------
-    def prepare_store(
-        self, name: object, evm_xpub: object
-    ) -> tuple[queries.StoreRow, ExtendedPublicKey]:
+    def prepare_store(self, name: object, evm_xpub: object) -> tuple[StoreRow, ExtendedPublicKey]:
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise ValidationError("invalid_name", "name must be 1-200 characters", "name")
         xpub = parse_xpub(evm_xpub)
-        row = queries.StoreRow(
+        row = StoreRow(
             id=new_id("st"),
             name=name.strip(),
             evm_xpub=xpub.original,
@@ -165,28 +162,28 @@ class StoreService:
         return row, xpub
 
     def create_store_tx(
-        self, conn: Connection, name: object, evm_xpub: object
-    ) -> tuple[Store, NewKey, queries.ApiKeyRow]:
+        self, uow: UnitOfWork, name: object, evm_xpub: object
+    ) -> tuple[Store, NewKey, ApiKeyRow]:
         """Create a store and its first key inside the caller's transaction (no memory change)."""
         row, xpub = self.prepare_store(name, evm_xpub)
-        if queries.store_by_chain(conn, row.xpub_chain) is not None:
+        if uow.stores.store_by_chain(row.xpub_chain) is not None:
             raise ConflictError(
                 "xpub_in_use",
                 "another store already uses this extended public key; two stores on one key "
                 "would hand out the same addresses",
             )
-        queries.insert_store(conn, row)
-        key, key_row = self._insert_key(conn, row.id)
+        uow.stores.insert_store(row)
+        key, key_row = self._insert_key(uow, row.id)
         return Store(row.id, row.name, xpub, row.created_at.isoformat()), key, key_row
 
-    def create_key_tx(self, conn: Connection, store_id: str) -> tuple[NewKey, queries.ApiKeyRow]:
+    def create_key_tx(self, uow: UnitOfWork, store_id: str) -> tuple[NewKey, ApiKeyRow]:
         if store_id not in self.stores:
             raise NotFoundError(f"no store {store_id}")
-        return self._insert_key(conn, store_id)
+        return self._insert_key(uow, store_id)
 
-    def revoke_key_tx(self, conn: Connection, key_id: str) -> queries.ApiKeyRow:
+    def revoke_key_tx(self, uow: UnitOfWork, key_id: str) -> ApiKeyRow:
         row = (
-            queries.revoke_api_key(conn, key_id, self.clock.now())
+            uow.stores.revoke_api_key(key_id, self.clock.now())
             if looks_like("key", key_id)
             else None
         )
@@ -196,7 +193,7 @@ class StoreService:
 
     # -- the same commands from the running server: memory changes only after commit ------
     async def create_store(self, name: object, evm_xpub: object) -> tuple[Store, NewKey]:
-        def committed(made: tuple[Store, NewKey, queries.ApiKeyRow]) -> None:  # even on a timeout
+        def committed(made: tuple[Store, NewKey, ApiKeyRow]) -> None:  # even on a timeout
             self.remember_store(made[0])
             self.remember_key(made[2])
 
@@ -222,7 +219,7 @@ class StoreService:
         self.stores[store.id] = store
         self._next_index.setdefault(store.id, 0)
 
-    def remember_key(self, row: queries.ApiKeyRow) -> None:
+    def remember_key(self, row: ApiKeyRow) -> None:
         self._keys[row.key_hash] = (row.id, row.store_id)
         self._key_ids[row.id] = row.key_hash
 
@@ -231,9 +228,9 @@ class StoreService:
         if digest is not None:
             self._keys.pop(digest, None)
 
-    def _insert_key(self, conn: Connection, store_id: str) -> tuple[NewKey, queries.ApiKeyRow]:
+    def _insert_key(self, uow: UnitOfWork, store_id: str) -> tuple[NewKey, ApiKeyRow]:
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        row = queries.ApiKeyRow(
+        row = ApiKeyRow(
             id=new_id("key"),
             store_id=store_id,
             key_hash=hash_key(secret),
@@ -241,5 +238,5 @@ class StoreService:
             created_at=self.clock.now(),
             revoked_at=None,
         )
-        queries.insert_api_key(conn, row)
+        uow.stores.insert_api_key(row)
         return NewKey(row.id, store_id, secret), row

@@ -21,11 +21,15 @@ from indexer.domain.signing import new_secret
 from indexer.domain.view import iso
 from indexer.services.events import event_row
 from indexer.services.pagination import own_cursor
-from indexer.store import events as event_queries
-from indexer.store import webhooks as queries
-from indexer.store.database import Connection, Database
-from indexer.store.events import EventRow
-from indexer.store.webhooks import AttemptRow, DeliveryRow, EndpointRow, NewDelivery
+from indexer.store.port import Storage, UnitOfWork
+from indexer.store.rows import (
+    AttemptRow,
+    DeliveryRow,
+    EndpointRow,
+    EventRow,
+    NewDelivery,
+    new_delivery_id,
+)
 from indexer.webhook.target import validate_url
 
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -173,7 +177,7 @@ def parse_redelivery(payload: object) -> str | None:
 class WebhookService:
     """Endpoint commands and reads; owns the in-memory endpoint table."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+    def __init__(self, db: Storage, settings: Settings, clock: Clock) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -181,8 +185,8 @@ class WebhookService:
         self.listener: DeliveryListener | None = None
         self._create_lock = asyncio.Lock()  # the per-store limit is checked, then committed
 
-    def load(self, conn: Connection) -> None:
-        self.endpoints = {e.id: e for e in queries.live_endpoints(conn)}
+    def load(self, uow: UnitOfWork) -> None:
+        self.endpoints = {e.id: e for e in uow.webhooks.live_endpoints()}
 
     def notify(self) -> None:
         """Writers call this after committing events, so fan-out runs at once, not at a poll."""
@@ -229,7 +233,7 @@ class WebhookService:
                 updated_at=now,
             )
             await self.db.write(
-                lambda c: queries.insert_endpoint(c, endpoint),
+                lambda c: c.webhooks.insert_endpoint(endpoint),
                 kind="webhooks",
                 on_commit=lambda _: self.remember(endpoint),
             )
@@ -237,7 +241,7 @@ class WebhookService:
 
     async def _update(self, endpoint_id: str, **changes: Any) -> EndpointRow:
         row = await self.db.write(
-            lambda c: queries.update_endpoint(c, endpoint_id, **changes),
+            lambda c: c.webhooks.update_endpoint(endpoint_id, **changes),
             kind="webhooks",
             on_commit=self._remember_committed,
         )
@@ -267,10 +271,10 @@ class WebhookService:
         self.owned(store_id, endpoint_id)
         now = self.clock.now()
 
-        def write(conn: Connection) -> EndpointRow | None:
-            row = queries.update_endpoint(conn, endpoint_id, deleted_at=now, updated_at=now)
+        def write(uow: UnitOfWork) -> EndpointRow | None:
+            row = uow.webhooks.update_endpoint(endpoint_id, deleted_at=now, updated_at=now)
             if row is not None:
-                queries.cancel_pending(conn, endpoint_id)
+                uow.webhooks.cancel_pending(endpoint_id)
             return row
 
         row = await self.db.write(write, kind="webhooks", on_commit=self._remember_committed)
@@ -310,11 +314,11 @@ class WebhookService:
             raise ConflictError("endpoint_disabled", "enable the endpoint before testing it")
         now = self.clock.now()
         event = endpoint_event(EventType.PING.value, endpoint, now)
-        delivery = NewDelivery(queries.new_delivery_id(), event.id, endpoint.id, store_id, now)
+        delivery = NewDelivery(new_delivery_id(), event.id, endpoint.id, store_id, now)
 
-        def write(conn: Connection) -> None:
-            event_queries.insert_events(conn, [event])
-            queries.insert_deliveries(conn, [delivery])
+        def write(uow: UnitOfWork) -> None:
+            uow.events.insert_events([event])
+            uow.webhooks.insert_deliveries([delivery])
 
         await self.db.write(
             write,
@@ -350,11 +354,11 @@ class WebhookService:
             ]  # fmt: skip
         now = self.clock.now()
         made = [
-            NewDelivery(queries.new_delivery_id(), event.id, e.id, store_id, now)
+            NewDelivery(new_delivery_id(), event.id, e.id, store_id, now)
             for e in sorted(targets, key=lambda e: e.created_at)
         ]
         await self.db.write(
-            lambda c: queries.insert_deliveries(c, made),
+            lambda c: c.webhooks.insert_deliveries(made),
             kind="webhooks",
             on_commit=lambda _: self._deliveries_added(made, {event.id: event.payload}),
         )
@@ -394,15 +398,15 @@ class WebhookService:
     ) -> tuple[list[dict[str, Any]], bool]:
         """The delivery log, newest first, each delivery with its attempts."""
 
-        def read(conn: Connection) -> tuple[list[dict[str, Any]], bool]:
+        def read(uow: UnitOfWork) -> tuple[list[dict[str, Any]], bool]:
             after = None
             if starting_after is not None:
-                found = queries.get_delivery(conn, starting_after)
+                found = uow.webhooks.get_delivery(starting_after)
                 after = own_cursor(found, store_id, "a delivery")
-            rows, more = queries.list_deliveries(
-                conn, store_id, limit, endpoint_id=endpoint_id, event_id=event_id, after=after
+            rows, more = uow.webhooks.list_deliveries(
+                store_id, limit, endpoint_id=endpoint_id, event_id=event_id, after=after
             )
-            attempts = queries.attempts_for(conn, [d.id for d in rows])
+            attempts = uow.webhooks.attempts_for([d.id for d in rows])
             return [delivery_view(d, attempts[d.id]) for d in rows], more
 
         return await self.db.read(read)
@@ -410,7 +414,7 @@ class WebhookService:
     async def _event(self, store_id: str, event_id: str) -> EventRow:
         event = None
         if looks_like("evt", event_id):
-            event = await self.db.read(lambda c: event_queries.get_event(c, event_id))
+            event = await self.db.read(lambda c: c.events.get_event(event_id))
         if event is None or event.store_id != store_id:
             raise NotFoundError(f"no event {event_id[:64]}")
         return event
@@ -426,16 +430,16 @@ class WebhookService:
         invoice_id: str | None,
         starting_after: str | None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        def read(conn: Connection) -> tuple[list[EventRow], bool]:
+        def read(uow: UnitOfWork) -> tuple[list[EventRow], bool]:
             before = None
             if starting_after is not None:
                 found = (
-                    event_queries.get_event(conn, starting_after)
+                    uow.events.get_event(starting_after)
                     if looks_like("evt", starting_after)
                     else None
                 )
                 before = own_cursor(found, store_id, "an event").seq
-            return event_queries.list_events(conn, store_id, limit, type_, invoice_id, before)
+            return uow.events.list_events(store_id, limit, type_, invoice_id, before)
 
         rows, more = await self.db.read(read)
         return [r.payload_dict() for r in rows], more

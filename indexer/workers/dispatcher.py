@@ -36,16 +36,16 @@ from indexer.domain.invoice import EventType
 from indexer.domain.retry import next_attempt_delay, should_disable_endpoint
 from indexer.domain.signing import SIGNATURE_HEADER, sign
 from indexer.services.webhooks import DISABLED, ENABLED, WebhookService, endpoint_event
-from indexer.store import events as event_queries
-from indexer.store import webhooks as queries
-from indexer.store.database import Connection, Database
-from indexer.store.events import EventRow
-from indexer.store.webhooks import (
+from indexer.store.errors import StaleCursor
+from indexer.store.port import Storage, UnitOfWork
+from indexer.store.rows import (
     HOOK_ENDPOINT,
     AttemptRow,
     DeliveryUpdate,
     EndpointRow,
+    EventRow,
     NewDelivery,
+    new_attempt_id,
 )
 from indexer.webhook.sender import AttemptResult, WebhookSender, build_headers
 from indexer.workers.hook import Hook, call_hook
@@ -86,26 +86,25 @@ class _Plan:
     failing_since: dict[str, datetime | None] = field(default_factory=dict)
     disabled: list[tuple[EndpointRow, EventRow]] = field(default_factory=list)
 
-    def write(self, conn: Connection) -> None:
-        queries.record_attempts(
-            conn, self.attempts, [u for _, u in self.updates], self.failing_since
+    def write(self, uow: UnitOfWork) -> None:
+        uow.webhooks.record_attempts(
+            self.attempts, [u for _, u in self.updates], self.failing_since
         )
         for endpoint, event in self.disabled:
-            row = queries.update_endpoint(
-                conn,
+            row = uow.webhooks.update_endpoint(
                 endpoint.id,
                 status=DISABLED,
                 disabled_reason=endpoint.disabled_reason,
                 updated_at=endpoint.updated_at,
             )
             if row is not None:
-                event_queries.insert_events(conn, [event])
+                uow.events.insert_events([event])
 
 
 class Dispatcher:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         webhooks: WebhookService,
         settings: Settings,
         clock: Clock,
@@ -185,8 +184,8 @@ class Dispatcher:
         self._busy.clear()
         self._finished.clear()
         hook = self.hook is not None
-        self.cursor = await self.db.read(queries.outbox_cursor)
-        pending = await self.db.read(lambda c: queries.pending_deliveries(c, hook))
+        self.cursor = await self.db.read(lambda uow: uow.webhooks.outbox_cursor())
+        pending = await self.db.read(lambda c: c.webhooks.pending_deliveries(hook))
         for p in pending:
             self._add(p.id, p.event_id, p.endpoint_id, p.attempts, p.next_attempt_at, p.created_at)
         if pending:
@@ -240,7 +239,7 @@ class Dispatcher:
 
     async def _resume(self, endpoint_id: str) -> None:
         pending = await self.db.read(
-            lambda c: queries.pending_deliveries(c, False, endpoint_id=endpoint_id)
+            lambda c: c.webhooks.pending_deliveries(False, endpoint_id=endpoint_id)
         )
         for p in pending:
             self._add(p.id, p.event_id, p.endpoint_id, p.attempts, p.next_attempt_at, p.created_at)
@@ -260,16 +259,16 @@ class Dispatcher:
             and time.monotonic() - self._advanced_at < self.idle_advance
         ):
             return 0
-        if not await self.db.read(lambda c: queries.has_events_after(c, self.cursor)):
+        if not await self.db.read(lambda c: c.webhooks.has_events_after(self.cursor)):
             return 0
         now, hook, limit = self.clock.now(), self.hook is not None, self.fan_out_limit
         cursor = self.cursor
         try:
             result = await self.db.write(
-                lambda c: queries.fan_out(c, cursor, now, hook, limit), "fanout"
+                lambda c: c.webhooks.fan_out(cursor, now, hook, limit), "fanout"
             )
-        except queries.StaleCursor:
-            self.cursor = await self.db.read(queries.outbox_cursor)
+        except StaleCursor:
+            self.cursor = await self.db.read(lambda uow: uow.webhooks.outbox_cursor())
             raise
         self.cursor = result.last_seq
         self._advanced_at = time.monotonic()
@@ -328,7 +327,7 @@ class Dispatcher:
         missing = list({j.event_id for j in jobs if j.body is None})
         if not missing:
             return
-        payloads = await self.db.read(lambda c: queries.event_payloads(c, missing))
+        payloads = await self.db.read(lambda c: c.webhooks.event_payloads(missing))
         for job in jobs:
             if job.body is None:
                 payload = payloads.get(job.event_id)
@@ -422,7 +421,7 @@ class Dispatcher:
         for job, attempted_at, result in batch:
             plan.attempts.append(
                 AttemptRow(
-                    queries.new_attempt_id(), job.delivery_id, job.event_id, job.endpoint_id,
+                    new_attempt_id(), job.delivery_id, job.event_id, job.endpoint_id,
                     attempted_at, result.status_code, result.latency_ms, result.error,
                     result.response_excerpt[:4096] or None,
                 )

@@ -18,8 +18,7 @@ from indexer.config import Settings
 from indexer.domain.clock import Clock
 from indexer.domain.view import state_text
 from indexer.services.evaluation import Reevaluation, reevaluate
-from indexer.store import invoices as queries
-from indexer.store.database import Connection, Database
+from indexer.store.port import Storage, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 class Expirer:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         settings: Settings,
         clock: Clock,
         interval: float = 1.0,
@@ -48,7 +47,7 @@ class Expirer:
         while True:
             now = self.clock.now()
             limit = self.batch
-            due = await self.db.read(partial(queries.due_for_expiry_ids, now=now, limit=limit))
+            due = await self.db.read(partial(_due, now=now, limit=limit))
             if not due:
                 return total
             result = await self._expire(due, now)
@@ -62,9 +61,9 @@ class Expirer:
     async def _expire(self, due: list[str], now: datetime) -> Reevaluation:
         held: list[float] = []
 
-        def write(conn: Connection) -> Reevaluation:
+        def write(uow: UnitOfWork) -> Reevaluation:
             started = time.perf_counter()
-            result = reevaluate(conn, due, self.settings, now)  # re-reads inside the transaction
+            result = reevaluate(uow, due, self.settings, now)  # re-reads inside the transaction
             held.append(time.perf_counter() - started)
             return result
 
@@ -97,3 +96,7 @@ class Expirer:
             except Exception as exc:  # a storage outage is reported by /readyz: one line here
                 log.warning("expirer tick failed (%s); retrying", exc)
             await asyncio.sleep(self.interval)
+
+
+def _due(uow: UnitOfWork, now: datetime, limit: int) -> list[str]:
+    return uow.invoices.due_for_expiry_ids(now, limit)

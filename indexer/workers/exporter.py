@@ -17,8 +17,7 @@ from pathlib import Path
 
 from indexer.config import AnalyticsSettings
 from indexer.domain.clock import Clock
-from indexer.services.snapshots import export_snapshot
-from indexer.store.database import Database
+from indexer.store.port import Storage
 
 log = logging.getLogger(__name__)
 PREFIX = "snapshot-"
@@ -27,7 +26,7 @@ KEEP = 2
 
 
 class PeriodicExporter:
-    def __init__(self, db: Database, settings: AnalyticsSettings, clock: Clock) -> None:
+    def __init__(self, db: Storage, settings: AnalyticsSettings, clock: Clock) -> None:
         if settings.export_dir is None:
             raise ValueError("PeriodicExporter needs [analytics] export_dir")
         self.db = db
@@ -57,7 +56,7 @@ class PeriodicExporter:
     async def tick(self) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         out = self.directory / (PREFIX + self.clock.now().strftime(STAMP))
-        summary = await export_snapshot(self.db, out)
+        summary = await self.db.export_snapshot(out)
         link = self.directory / "latest"
         staged = self.directory / ".latest.new"
         staged.unlink(missing_ok=True)

@@ -14,9 +14,8 @@ import logging
 from collections.abc import Callable, Iterable
 
 from indexer import metrics
-from indexer.store import chain as chain_queries
-from indexer.store.database import Connection, Database
-from indexer.store.invariants import MissingPayment, transfers_without_payment
+from indexer.store.port import Storage, UnitOfWork
+from indexer.store.rows import MissingPayment
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 class BooksChecker:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         networks: Iterable[str],
         issued: Callable[[Iterable[str]], set[str]],
         interval: float = 60.0,
@@ -42,10 +41,10 @@ class BooksChecker:
         known = self._found.get(network, [])
         low = min([after, *(m.block_number - 1 for m in known)])
 
-        def read(conn: Connection) -> tuple[int, list[MissingPayment]]:
-            cursor = chain_queries.get_cursor(conn, network)
+        def read(uow: UnitOfWork) -> tuple[int, list[MissingPayment]]:
+            cursor = uow.chain.get_cursor(network)
             upto = cursor.number if cursor is not None else after
-            return upto, transfers_without_payment(conn, network, low, upto, self.issued)
+            return upto, uow.chain.transfers_without_payment(network, low, upto, self.issued)
 
         upto, missing = await self.db.read(read)
         before = {(m.tx_hash, m.log_index) for m in known}

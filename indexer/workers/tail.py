@@ -34,9 +34,7 @@ from indexer.domain.clock import Clock
 from indexer.domain.network import Network
 from indexer.matcher import AddressMatcher
 from indexer.services.blocks import BlockService, ReorgDetected
-from indexer.store import chain as queries
-from indexer.store import reconciliation
-from indexer.store.database import Database
+from indexer.store.port import Storage
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +118,7 @@ class TailWorker:
 
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         settings: Settings,
         network: Network,
         matcher: AddressMatcher,
@@ -188,8 +186,8 @@ class TailWorker:
         """The stored cursor and its block's time, so lag is known before the node answers."""
         name = self.network.name
         try:
-            cursor = await self.db.read(lambda c: queries.get_cursor(c, name))
-            when = await self.db.read(lambda c: queries.cursor_block_time(c, name))
+            cursor = await self.db.read(lambda c: c.chain.get_cursor(name))
+            when = await self.db.read(lambda c: c.chain.cursor_block_time(name))
         except Exception as exc:  # the tail itself reports store failures; lag waits
             log.warning("%s: cannot read the stored cursor (%s)", name, exc)
             return
@@ -206,12 +204,12 @@ class TailWorker:
             await self._check_chain_id(reader)
             service = self._service(reader)
             name = self.network.name
-            if await self.db.read(lambda c: queries.get_cursor(c, name)) is None:
+            if await self.db.read(lambda c: c.chain.get_cursor(name)) is None:
                 await self._wait_until_synced(client, reader)
             cursor = await service.load_cursor(start_below_head=self.network.confirmations)
             self.status.processed = cursor.number
             if service.last_block_time is None:
-                when = await self.db.read(lambda c: queries.cursor_block_time(c, name))
+                when = await self.db.read(lambda c: c.chain.cursor_block_time(name))
                 service.last_block_time = None if when is None else when.timestamp()
             self._last_block_time = service.last_block_time or self._last_block_time
             metrics.PROCESSED_HEIGHT.labels(name).set(cursor.number)
@@ -243,16 +241,16 @@ class TailWorker:
 
         async def open_native_addresses() -> list[str]:
             now = self.clock.now()
-            return await self.db.read(lambda c: queries.open_native_addresses(c, name, native, now))
+            return await self.db.read(lambda c: c.chain.open_native_addresses(name, native, now))
 
         async def native_credited(addresses: Sequence[str], through: int) -> dict[str, int]:
             return await self.db.read(
-                lambda c: reconciliation.native_credited(c, name, native, addresses, through)
+                lambda c: c.chain.native_credited(name, native, addresses, through)
             )
 
         async def open_addresses() -> list[str]:
             now = self.clock.now()
-            return await self.db.read(lambda c: reconciliation.open_addresses(c, name, now))
+            return await self.db.read(lambda c: c.chain.open_addresses(name, now))
 
         fetcher = BlockFetcher(
             reader, self.network, self.matcher.screen, open_native_addresses,

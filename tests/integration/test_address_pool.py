@@ -12,7 +12,7 @@ from pathlib import Path
 from indexer import deriver
 from indexer.domain.clock import SystemClock
 from indexer.services.stores import POOL_SIZE, StoreService
-from indexer.store.database import Database
+from indexer.store.duckdb.database import Database
 from indexer.wallet import parse_xpub
 from tests.support.anvil import REPO_ROOT
 from tests.support.api import TEST_XPUB

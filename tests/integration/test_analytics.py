@@ -26,9 +26,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from api.bootstrap import Gateway
-from indexer.services.snapshots import export_snapshot
-from indexer.store.database import Connection
-from indexer.store.export import ExportError, write_snapshot
+from indexer.store.duckdb.connection import Connection
+from indexer.store.duckdb.export import ExportError, write_snapshot
 from tests.support.api import OTHER_XPUB, Merchant, make_merchant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,7 +236,7 @@ async def books(
 async def test_export_writes_every_analyst_table_with_row_counts(
     gateway: Gateway, books: dict[str, Any], tmp_path: Path
 ) -> None:
-    summary = await export_snapshot(gateway.db, tmp_path / "export")
+    summary = await gateway.db.export_snapshot(tmp_path / "export")
 
     written = json.loads((tmp_path / "export" / "snapshot.json").read_text())
     assert written == summary
@@ -260,7 +259,7 @@ async def test_export_writes_every_analyst_table_with_row_counts(
 async def test_export_partitions_by_network_and_utc_day(
     gateway: Gateway, books: dict[str, Any], tmp_path: Path
 ) -> None:
-    await export_snapshot(gateway.db, tmp_path / "export")
+    await gateway.db.export_snapshot(tmp_path / "export")
 
     partitions = sorted(
         str(p.parent.relative_to(tmp_path / "export" / "payments"))
@@ -278,7 +277,7 @@ async def test_export_partitions_by_network_and_utc_day(
 async def test_uint256_amounts_are_exact_as_decimal_or_text(
     gateway: Gateway, books: dict[str, Any], tmp_path: Path
 ) -> None:
-    await export_snapshot(gateway.db, tmp_path / "export")
+    await gateway.db.export_snapshot(tmp_path / "export")
     con = duckdb.connect()
 
     rows = con.execute(
@@ -317,7 +316,7 @@ async def test_export_is_one_snapshot_while_writes_continue(
     writer = asyncio.create_task(keep_writing())
     await asyncio.sleep(0.05)
     try:
-        summary = await export_snapshot(gateway.db, tmp_path / "export")
+        summary = await gateway.db.export_snapshot(tmp_path / "export")
     finally:
         writer.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -326,7 +325,7 @@ async def test_export_is_one_snapshot_while_writes_continue(
     exported = con.execute(
         f"SELECT count(*) FROM read_parquet('{tmp_path}/export/events/**/*.parquet')"
     ).fetchone()
-    live = await gateway.db.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone())
+    live = await gateway.db.read_sql(lambda c: c.execute("SELECT count(*) FROM events").fetchone())
     assert exported == (summary["tables"]["events"]["rows"],)
     assert live is not None and live[0] > summary["tables"]["events"]["rows"] > 4
 
@@ -385,7 +384,7 @@ def test_every_documented_query_has_a_check() -> None:
 async def test_documented_query_gives_the_expected_numbers(
     title: str, gateway: Gateway, books: dict[str, Any], tmp_path: Path
 ) -> None:
-    await export_snapshot(gateway.db, tmp_path / "export")
+    await gateway.db.export_snapshot(tmp_path / "export")
     con = documented_connection(tmp_path / "export")
 
     rows = con.execute(example_queries()[title]).fetchall()

@@ -11,7 +11,8 @@ import pytest
 
 from indexer.config import ConfigError, load_settings
 from indexer.domain.clock import FrozenClock
-from indexer.store.database import Database, migrate
+from indexer.store.duckdb.connection import migrate
+from indexer.store.duckdb.database import Database
 from indexer.wallet import parse_xpub
 from indexer.workers.exporter import PeriodicExporter
 from tests.support.api import TEST_XPUB, write_config

@@ -15,9 +15,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from indexer.store import database
-from indexer.store.database import Migration, migrate, migrations
-from indexer.store.export import ANALYST_TABLES
+from indexer.store.duckdb import connection as database
+from indexer.store.duckdb.connection import Migration, migrate, migrations
+from indexer.store.duckdb.export import ANALYST_TABLES
 from tests.support.api import TEST_XPUB, write_config
 from tests.support.process import run
 

@@ -9,15 +9,28 @@ from pathlib import Path
 import pytest
 
 from indexer.domain.ids import new_id
-from indexer.store.database import Connection, migrate, open_connection
-from indexer.store.events import EventRow, insert_events
-from indexer.store.webhooks import (
-    EndpointRow,
-    StaleCursor,
-    fan_out,
-    insert_endpoint,
-    outbox_cursor,
-)
+from indexer.store.duckdb.connection import Connection, migrate, open_connection
+from indexer.store.duckdb.events import DuckEventRepository
+from indexer.store.duckdb.webhooks import DuckWebhookRepository
+from indexer.store.errors import StaleCursor
+from indexer.store.rows import EndpointRow, EventRow, FanOut
+
+
+# The adapter's repositories on the test's connection (this file tests the DuckDB SQL).
+def insert_events(conn: Connection, events: list[EventRow]) -> None:
+    DuckEventRepository(conn).insert_events(events)
+
+
+def insert_endpoint(conn: Connection, endpoint: EndpointRow) -> None:
+    DuckWebhookRepository(conn).insert_endpoint(endpoint)
+
+
+def fan_out(conn: Connection, cursor: int, now: datetime, hook: bool) -> FanOut:
+    return DuckWebhookRepository(conn).fan_out(cursor, now, hook)
+
+
+def outbox_cursor(conn: Connection) -> int:
+    return DuckWebhookRepository(conn).outbox_cursor()
 
 STORE = "st_" + "A" * 22
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

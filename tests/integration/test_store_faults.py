@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from indexer.store.database import Database, StorageUnavailable
+from indexer.store.duckdb.database import Database
+from indexer.store.errors import StorageUnavailable
 from tests.support.api import Merchant, write_config
 
 BIG_ROW = "INSERT INTO t SELECT range, repeat('x', 1000) FROM range(?, ? + 2000)"
@@ -67,7 +68,7 @@ async def wait_until(condition: Any, within: float = 10.0) -> None:
 async def db(small_disk: Path):  # type: ignore[no-untyped-def]
     database = Database(small_disk / "store.duckdb")
     database.migrate()
-    database.write_sync(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
+    database.write_sync(lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
     database.probe_interval = 0.1
     database.checkpoint_bytes = 1 << 40  # no checkpoint in lulls: the test decides
     yield database
@@ -75,7 +76,7 @@ async def db(small_disk: Path):  # type: ignore[no-untyped-def]
 
 
 async def count(db: Database) -> int:
-    rows = await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall())
+    rows = await db.read_sql(lambda c: c.execute("SELECT count(*) FROM t").fetchall())
     return int(rows[0][0])
 
 
@@ -83,14 +84,14 @@ async def test_a_full_disk_fails_writes_cleanly_and_they_resume_once_space_is_fr
     db: Database, small_disk: Path
 ) -> None:
     # given a committed batch of rows
-    await db.write(lambda c: c.execute(BIG_ROW, [0, 0]))
+    await db.write(lambda c: c.conn.execute(BIG_ROW, [0, 0]))
 
     # when the disk fills up
     filler = fill(small_disk)
 
     # then a write fails as StorageUnavailable, nothing of it stays, and readiness says why
     with pytest.raises(StorageUnavailable, match="No space left"):
-        await db.write(lambda c: c.execute(BIG_ROW, [10_000, 10_000]))
+        await db.write(lambda c: c.conn.execute(BIG_ROW, [10_000, 10_000]))
     ready, why = db.ready()
     assert not ready and "No space left" in why
     assert db.alive() == (True, "ok")  # a full disk is not a reason to restart
@@ -99,7 +100,7 @@ async def test_a_full_disk_fails_writes_cleanly_and_they_resume_once_space_is_fr
     # and when space is freed, the writer finds out by itself and writes commit again
     filler.unlink()
     await wait_until(lambda: db.ready()[0])
-    await db.write(lambda c: c.execute(BIG_ROW, [10_000, 10_000]))
+    await db.write(lambda c: c.conn.execute(BIG_ROW, [10_000, 10_000]))
     assert await count(db) == 4000
 
 
@@ -108,18 +109,18 @@ async def test_an_invalidated_database_is_reopened_once_the_disk_recovers(
 ) -> None:
     # given rows in the WAL, not yet checkpointed
     for start in range(0, 6000, 2000):
-        await db.write(lambda c, s=start: c.execute(BIG_ROW, [s, s]))
+        await db.write(lambda c, s=start: c.conn.execute(BIG_ROW, [s, s]))
 
     # when a checkpoint runs out of space (DuckDB's own, at a commit, does this on a full disk)
     filler = fill(small_disk)
     with pytest.raises(StorageUnavailable, match="invalidated"):
-        await db.write(lambda c: c.execute("CHECKPOINT"))
+        await db.write(lambda c: c.conn.execute("CHECKPOINT"))
 
     # then writes keep failing cleanly while the disk is full (DuckDB may invalidate the
     # reopened database again on a torn WAL write: it is reopened again)
     reopens = db.reopens
     with pytest.raises(StorageUnavailable, match="No space left"):
-        await db.write(lambda c: c.execute(BIG_ROW, [9_000, 9_000]))
+        await db.write(lambda c: c.conn.execute(BIG_ROW, [9_000, 9_000]))
     assert not db.ready()[0]
     assert db.alive() == (True, "ok")
 
@@ -129,7 +130,7 @@ async def test_an_invalidated_database_is_reopened_once_the_disk_recovers(
     await wait_until(lambda: db.ready()[0] and not db.health.invalidated)
     assert db.reopens > reopens
     assert await count(db) == 6000
-    await db.write(lambda c: c.execute(BIG_ROW, [9_000, 9_000]))
+    await db.write(lambda c: c.conn.execute(BIG_ROW, [9_000, 9_000]))
     assert await count(db) == 8000
 
 
@@ -138,10 +139,10 @@ async def test_a_database_that_stays_invalidated_fails_liveness_after_the_bound(
 ) -> None:
     # given a database DuckDB invalidated, whose file is then found corrupt (cannot reopen)
     db.probe_interval = 30.0  # no recovery attempt but the one this test triggers
-    await db.write(lambda c: c.execute(BIG_ROW, [0, 0]))
+    await db.write(lambda c: c.conn.execute(BIG_ROW, [0, 0]))
     filler = fill(small_disk)
     with pytest.raises(StorageUnavailable, match="invalidated"):
-        await db.write(lambda c: c.execute("CHECKPOINT"))
+        await db.write(lambda c: c.conn.execute("CHECKPOINT"))
     filler.unlink()
     garbage = small_disk / "garbage"
     garbage.write_bytes(b"not a database" * 1000)
@@ -151,7 +152,7 @@ async def test_a_database_that_stays_invalidated_fails_liveness_after_the_bound(
 
     # when a write makes the writer try to reopen it, and it stays invalidated past the bound
     with pytest.raises(StorageUnavailable):
-        await db.write(lambda c: c.execute(BIG_ROW, [5_000, 5_000]))
+        await db.write(lambda c: c.conn.execute(BIG_ROW, [5_000, 5_000]))
     db.unrecoverable_after = 0.3
     await asyncio.sleep(0.5)
 
@@ -171,7 +172,7 @@ async def test_a_stalled_commit_is_answered_503_within_the_bound_and_lands_later
 
     def frozen(conn):  # type: ignore[no-untyped-def]
         release.wait(10)
-        conn.execute("INSERT INTO t VALUES (1, 'late')")
+        conn.conn.execute("INSERT INTO t VALUES (1, 'late')")
 
     landed: list[object] = []
 
@@ -242,13 +243,13 @@ async def test_a_lull_checkpoint_is_not_tried_without_room_and_says_so_once(
     db.checkpoint_bytes = 1 << 20
     db.lull = 0.05
     for start in range(0, 4000, 2000):
-        await db.write(lambda c, s=start: c.execute(BIG_ROW, [s, s]))
+        await db.write(lambda c, s=start: c.conn.execute(BIG_ROW, [s, s]))
     filler = fill(small_disk)
 
     # when the writer goes through several lulls
     for k in range(3):
         with contextlib.suppress(StorageUnavailable):
-            await db.write(lambda c, k=k: c.execute("SELECT ?", [k]))
+            await db.write(lambda c, k=k: c.conn.execute("SELECT ?", [k]))
         await asyncio.sleep(0.2)
 
     # then no checkpoint ran (a failed one would have invalidated the database), and the skip

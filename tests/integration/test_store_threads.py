@@ -18,7 +18,8 @@ import pytest
 
 from indexer.domain.transfer import Transfer
 from indexer.services.blocks import InvoiceUnreadable, _payments
-from indexer.store.database import ConnectionShared, Database
+from indexer.store.duckdb.database import Database
+from indexer.store.errors import ConnectionShared
 from tests.support.gateway import Chain, GatewayFactory
 
 
@@ -26,13 +27,13 @@ from tests.support.gateway import Chain, GatewayFactory
 async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     database = Database(tmp_path / "threads.duckdb")
     database.migrate()
-    database.write_sync(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
+    database.write_sync(lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
     yield database
     await database.close()
 
 
 async def count(db: Database) -> int:
-    rows = await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall())
+    rows = await db.read_sql(lambda c: c.execute("SELECT count(*) FROM t").fetchall())
     return int(rows[0][0])
 
 
@@ -60,26 +61,26 @@ async def test_a_connection_refuses_a_thread_that_does_not_own_it(db: Database) 
 
 async def test_start_up_access_is_refused_once_the_writer_runs(db: Database) -> None:
     # given a database whose writer thread has started
-    await db.write(lambda c: c.execute("INSERT INTO t VALUES (1, 'a')"))
+    await db.write(lambda c: c.conn.execute("INSERT INTO t VALUES (1, 'a')"))
 
     # when code on the event loop asks the start-up connection (what /readyz used to do)
     # then it is refused instead of racing the writer on its connection
     with pytest.raises(ConnectionShared):
         db.pending_migrations()
     with pytest.raises(ConnectionShared):
-        db.read_sync(lambda c: c.execute("SELECT 1").fetchall())
+        db.read_sync(lambda c: c.conn.execute("SELECT 1").fetchall())
 
 
 async def test_a_read_sees_one_snapshot_across_its_statements(db: Database) -> None:
     # given a row, and a read that counts twice with a commit in between
-    await db.write(lambda c: c.execute("INSERT INTO t VALUES (1, 'a')"))
+    await db.write(lambda c: c.conn.execute("INSERT INTO t VALUES (1, 'a')"))
     loop = asyncio.get_running_loop()
 
     def counts(conn):  # type: ignore[no-untyped-def]
-        first = conn.execute("SELECT count(*) FROM t").fetchall()[0][0]
-        write = db.write(lambda c: c.execute("INSERT INTO t VALUES (2, 'b')"))
+        first = conn.conn.execute("SELECT count(*) FROM t").fetchall()[0][0]
+        write = db.write(lambda c: c.conn.execute("INSERT INTO t VALUES (2, 'b')"))
         asyncio.run_coroutine_threadsafe(write, loop).result(timeout=10)
-        second = conn.execute("SELECT count(*) FROM t").fetchall()[0][0]
+        second = conn.conn.execute("SELECT count(*) FROM t").fetchall()[0][0]
         return first, second
 
     # when it runs
@@ -93,18 +94,18 @@ async def test_a_read_sees_one_snapshot_across_its_statements(db: Database) -> N
 @pytest.mark.parametrize(
     "breaker",
     [
-        pytest.param(lambda c: c.execute("INSERT INTO t VALUES (1, 'dup')"), id="constraint"),
-        pytest.param(lambda c: c.execute("ROLLBACK"), id="job-rolls-back-the-batch"),
-        pytest.param(lambda c: c.execute("BEGIN TRANSACTION"), id="job-begins-again"),
-        pytest.param(lambda c: c.execute("COMMIT"), id="job-commits-early"),
-        pytest.param(lambda c: c.execute("SELEC nonsense"), id="syntax-error"),
+        pytest.param(lambda c: c.conn.execute("INSERT INTO t VALUES (1, 'dup')"), id="constraint"),
+        pytest.param(lambda c: c.conn.execute("ROLLBACK"), id="job-rolls-back-the-batch"),
+        pytest.param(lambda c: c.conn.execute("BEGIN TRANSACTION"), id="job-begins-again"),
+        pytest.param(lambda c: c.conn.execute("COMMIT"), id="job-commits-early"),
+        pytest.param(lambda c: c.conn.execute("SELEC nonsense"), id="syntax-error"),
     ],
 )
 async def test_the_writer_recovers_from_a_job_that_breaks_its_transaction(
     db: Database, breaker
 ) -> None:  # type: ignore[no-untyped-def]
     # given a committed row
-    await db.write(lambda c: c.execute("INSERT INTO t VALUES (1, 'a')"))
+    await db.write(lambda c: c.conn.execute("INSERT INTO t VALUES (1, 'a')"))
 
     # when a job leaves the writer's transaction in a state of its own making, then raises
     def broken(c):  # type: ignore[no-untyped-def]
@@ -115,11 +116,11 @@ async def test_the_writer_recovers_from_a_job_that_breaks_its_transaction(
         await db.write(broken)
 
     # then every later write commits, alone and in a batch, and nothing of the job stayed
-    await db.write(lambda c: c.execute("INSERT INTO t VALUES (2, 'b')"))
+    await db.write(lambda c: c.conn.execute("INSERT INTO t VALUES (2, 'b')"))
     await asyncio.gather(
-        *(db.write(lambda c, k=k: c.execute("INSERT INTO t VALUES (?, 'c')", [k])) for k in (3, 4))
+        *(db.write(lambda c, k=k: c.conn.execute("INSERT INTO t VALUES (?, 'c')", [k])) for k in (3, 4))
     )
-    rows = await db.read(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall())
+    rows = await db.read_sql(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall())
     assert rows == [(1, "a"), (2, "b"), (3, "c"), (4, "c")]
     assert db.ready() == (True, "ok")
 

@@ -24,7 +24,6 @@ from indexer.domain.network import Asset, Network
 from indexer.domain.records import Invoice, Payment
 from indexer.services.invoices import NewInvoice
 from indexer.services.stores import Store
-from indexer.store import invoices as invoice_queries
 from indexer.workers.tail import TailWorker
 from tests.support.anvil import Anvil
 
@@ -164,25 +163,24 @@ class GatewayUnderTest:
         return invoice
 
     async def invoice(self, invoice_id: str) -> Invoice:
-        found = await self.gateway.db.read(lambda c: invoice_queries.get_invoice(c, invoice_id))
+        found = await self.gateway.db.read(lambda uow: uow.invoices.get_invoice(invoice_id))
         assert found is not None
         return found
 
     async def payments(self, invoice_id: str) -> list[Payment]:
         return (
-            await self.gateway.db.read(lambda c: invoice_queries.payments_for(c, [invoice_id]))
+            await self.gateway.db.read(lambda uow: uow.invoices.payments_for([invoice_id]))
         )[invoice_id]
 
     async def events(self, invoice_id: str) -> list[str]:
-        rows = await self.gateway.db.read(
-            lambda c: c.execute(
+        rows = await self.gateway.db.read_sql(lambda c: c.execute(
                 "SELECT type FROM events WHERE invoice_id = ? ORDER BY seq", [invoice_id]
             ).fetchall()
         )
         return [row[0] for row in rows]
 
     async def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return await self.gateway.db.read(lambda c: c.execute(sql, params or []).fetchall())
+        return await self.gateway.db.read_sql(lambda c: c.execute(sql, params or []).fetchall())
 
     def start_tails(self, **options: Any) -> list[TailWorker]:
         """Run a chain tail per network in this event loop (stopped with the gateway)."""

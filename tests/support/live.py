@@ -16,7 +16,7 @@ from tests.support.api import Merchant, make_merchant
 
 
 async def invoice_count(gateway: Gateway) -> int:
-    row = await gateway.db.read(lambda c: c.execute("SELECT count(*) FROM invoices").fetchone())
+    row = await gateway.db.read_sql(lambda c: c.execute("SELECT count(*) FROM invoices").fetchone())
     return int(row[0]) if row else 0
 
 

@@ -27,7 +27,7 @@ from indexer.domain.network import Asset, Network
 from indexer.domain.retry import MAX_ATTEMPTS
 from indexer.services.invoices import NewInvoice
 from indexer.services.stores import Store
-from indexer.store.events import EventRow, insert_events
+from indexer.store.rows import EventRow
 from indexer.workers.dispatcher import Dispatcher, RetryDelay
 from indexer.workers.hook import load_hook
 
@@ -169,12 +169,12 @@ class WebhookHarness:
             event_id = new_id("evt")
             payload = {"id": event_id, "object": "event", "type": type_, "n": i, "data": {}}
             rows.append(EventRow(event_id, store_id, type_, None, json.dumps(payload), now))
-        await self.gateway.db.write(lambda c: insert_events(c, rows), kind="test")
+        await self.gateway.db.write(lambda uow: uow.events.insert_events(rows), kind="test")
         self.gateway.webhooks.notify()
         return [r.id for r in rows]
 
     async def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return await self.gateway.db.read(lambda c: c.execute(sql, params or []).fetchall())
+        return await self.gateway.db.read_sql(lambda c: c.execute(sql, params or []).fetchall())
 
 
 HarnessFactory = Callable[..., Awaitable[WebhookHarness]]

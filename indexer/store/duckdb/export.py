@@ -31,7 +31,8 @@ from typing import Any
 
 import duckdb
 
-from indexer.store.database import Connection, StoreError, applied_versions
+from indexer.store.duckdb.connection import Connection, applied_versions
+from indexer.store.errors import StoreError
 
 ANALYST_TABLES = (
     "invoices",

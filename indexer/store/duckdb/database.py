@@ -15,247 +15,43 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 
 from indexer import metrics
-from indexer.domain.errors import ChainpayError
+from indexer.store.duckdb.connection import (
+    Append,
+    Connection,
+    Migration,
+    OwnedConnection,
+    migrate,
+    open_raw,
+    pending_migrations,
+)
+from indexer.store.duckdb.unit_of_work import DuckUnitOfWork
+from indexer.store.errors import (
+    ConnectionShared,
+    StorageConflict,
+    StorageUnavailable,
+    StoreError,
+    UniqueViolation,
+)
+from indexer.store.port import UnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StoreError(ChainpayError):
-    """The database cannot be used as it is (locked by another process, newer schema, …)."""
-
-
-class DatabaseLocked(StoreError):
-    """Another process (usually a running `chainpay serve`) holds the DuckDB file."""
-
-
-class StorageUnavailable(StoreError):
-    """The database cannot commit or answer now (disk full, read-only, frozen, invalidated).
-
-    Nothing of the failed operation was committed, except after a timeout (`timed_out`): the
-    caller stopped waiting, and the write may still land. Either way the same request may be
-    retried later; the API answers 503.
-    """
-
-    def __init__(self, message: str, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
-
-
-class ConnectionShared(StoreError):
-    """A connection was used by a thread that does not own it, or after it was retired (a bug)."""
-
-
-class OwnedConnection:
-    """A DuckDB connection that only the thread which opened it may use.
-
-    DuckDB 2.0 does not serialise two threads on one connection: they can be refused ("connection
-    is busy"), take each other's result sets, or get an empty one. That lost payments (issue 10:
-    /readyz's query on the writer's connection emptied the block job's invoice lookup). So every
-    thread opens its own connection (`Database.connect()`), and this wrapper refuses any use from
-    another thread or after the connection is retired, instead of answering wrongly.
-    """
-
-    __slots__ = ("_label", "_owner", "_raw", "_retired")
-
-    def __init__(self, raw: duckdb.DuckDBPyConnection, label: str) -> None:
-        self._raw = raw
-        self._label = label
-        self._owner = threading.get_ident()
-        self._retired = False
-
-    def _checked(self) -> duckdb.DuckDBPyConnection:
-        if self._retired:
-            raise ConnectionShared(f"the {self._label} connection is retired")
-        if threading.get_ident() != self._owner:
-            raise ConnectionShared(
-                f"the {self._label} connection belongs to another thread; open one per thread"
-            )
-        return self._raw
-
-    def execute(self, query: str, parameters: object = None) -> OwnedConnection:
-        raw = self._checked()
-        if parameters is None:
-            raw.execute(query)
-        else:
-            raw.execute(query, parameters)
-        return self
-
-    def executemany(self, query: str, parameters: object) -> OwnedConnection:
-        self._checked().executemany(query, parameters)
-        return self
-
-    def fetchone(self) -> Any:
-        return self._checked().fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._checked().fetchall()
-
-    def __getattr__(self, name: str) -> Any:  # the rest of DuckDB's API, checked alike
-        return getattr(self._checked(), name)
-
-    def retire(self) -> None:
-        """Close it; any later use raises. Only while its owner is not using it."""
-        self._retired = True
-        with contextlib.suppress(duckdb.Error):
-            self._raw.close()
-
-
-Connection = OwnedConnection
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-
-def migrations() -> list[Migration]:
-    """The numbered migrations shipped with the package, in order."""
-    found = []
-    for entry in resources.files("indexer.store.migrations").iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:3].isdigit():
-            found.append(Migration(int(name[:3]), name[:-4], entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migrations must be numbered 001, 002, … without gaps: {versions}")
-    return found
-
-
-def open_raw(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """DuckDB's connection to a database file, created (with its directory) private to us.
-
-    The file holds webhook secrets and xpubs: it is made 0600 and a directory we create 0700,
-    whatever the umask (`chainpay` also sets umask 077, for the WAL, backups and exports).
-    """
-    path = Path(path)
-    if not read_only and str(path) != ":memory:":
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        raw = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise DatabaseLocked(
-                f"{path} is in use by another process (is `chainpay serve` running?)"
-            ) from None
-        raise StoreError(f"cannot open {path}: {exc}") from None
-    except duckdb.Error as exc:  # a corrupt file, a newer storage version
-        raise StoreError(f"cannot open {path}: {exc}") from None
-    if not read_only and str(path) != ":memory:":
-        for own in (path, Path(f"{path}.wal")):
-            with contextlib.suppress(OSError):
-                own.chmod(0o600)
-    return raw
-
-
-def open_connection(path: Path | str, read_only: bool = False) -> Connection:
-    """A connection for the calling thread alone (CLI commands, backups, migrations)."""
-    return OwnedConnection(open_raw(path, read_only), str(path))
-
-
-def bulk_insert(
-    conn: Connection,
-    table: str,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    casts: Mapping[str, str] | None = None,
-) -> None:
-    """Insert many rows with one list parameter per column, unnested side by side.
-
-    DuckDB binds parameters slowly (~15 us each), so a multi-row VALUES of 20 columns runs at
-    ~4,000 rows/s; one list per column keeps the parameter count fixed: ~11,000 rows/s in
-    batches of 32 and ~40,000 in batches of 256 (measured here). `casts` maps a column to a
-    SQL type for values sent as text (BIGNUM amounts, JSON).
-    """
-    if not rows:
-        return
-    casts = casts or {}
-    selects = ", ".join(f"unnest(?)::{casts[c]}" if c in casts else "unnest(?)" for c in columns)
-    values = [list(column) for column in zip(*rows, strict=True)]
-    conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {selects}", values)
-
-
-def applied_versions(conn: Connection) -> list[int]:
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()
-    if not exists or not exists[0]:
-        return []
-    return [
-        row[0]
-        for row in conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
-    ]
-
-
-def pending_migrations(conn: Connection) -> list[Migration]:
-    done = set(applied_versions(conn))
-    known = migrations()
-    newer = done - {m.version for m in known}
-    if newer:
-        raise StoreError(
-            f"the database has schema versions {sorted(newer)} that this chainpay does not know: "
-            "it was written by a newer release"
-        )
-    return [m for m in known if m.version not in done]
-
-
-def migrate(conn: Connection) -> list[Migration]:
-    """Apply every pending migration, each in its own transaction; returns what was applied."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-    )
-    applied = []
-    for migration in pending_migrations(conn):
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(migration.sql)
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                [migration.version, migration.name, datetime.now(UTC)],
-            )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-        log.info("applied migration %s", migration.name)
-        applied.append(migration)
-    return applied
-
-
-@dataclass(frozen=True)
-class Append:
-    """One row to insert, collected across a group commit into one appender flush per table.
-
-    Values are converted by the column's type: amounts as decimal text (BIGNUM), JSON as text.
-    """
-
-    table: str
-    columns: tuple[str, ...]
-    row: tuple[Any, ...]
-
-
 @dataclass
 class _Job:
-    fn: Callable[[Connection], Any] | None
+    fn: Callable[[UnitOfWork], Any]
     future: asyncio.Future[Any]
     kind: str
-    appends: Sequence[Append] = ()
     on_commit: Callable[[Any], None] | None = None
 
 
@@ -289,6 +85,25 @@ def storage_failure(exc: BaseException) -> StorageUnavailable | None:
     ):
         return StorageUnavailable(f"the database cannot commit: {message}")
     return None
+
+
+def driver_neutral(exc: BaseException) -> BaseException:
+    """DuckDB's error translated at the port (indexer.store.errors); any other error as it is.
+
+    A job's own exceptions (domain errors) pass through untouched.
+    """
+    if not isinstance(exc, duckdb.Error):
+        return exc
+    message = str(exc)
+    if isinstance(exc, duckdb.ConstraintException):
+        lowered = message.lower()
+        if "duplicate key" in lowered or "unique" in lowered or "primary key" in lowered:
+            return UniqueViolation(message)
+    if isinstance(exc, duckdb.SerializationException) or (
+        isinstance(exc, duckdb.TransactionException) and "conflict" in message.lower()
+    ):
+        return StorageConflict(message)
+    return StoreError(message)
 
 
 @dataclass
@@ -426,8 +241,36 @@ class Database:
             with contextlib.suppress(duckdb.Error):
                 self._root.close()
 
+    # -- copies of a live database ----------------------------------------------------------
+    async def export_snapshot(self, out: Path) -> dict[str, Any]:
+        """Parquet files of the analyst tables from one snapshot (indexer.store.duckdb.export)."""
+        from indexer.store.duckdb.export import write_snapshot
+
+        return await self._on_own_connection(write_snapshot, out)
+
+    async def backup(self, out: Path) -> dict[str, Any]:
+        """A consistent copy of the whole database in a new file (indexer.store.duckdb.backup)."""
+        from indexer.store.duckdb.backup import write_backup
+
+        return await self._on_own_connection(write_backup, out)
+
+    async def _on_own_connection(
+        self, fn: Callable[[Connection, Path], dict[str, Any]], out: Path
+    ) -> dict[str, Any]:
+        """`fn` on a connection of its own, on a thread of its own: the reader pool and the
+        writer are left alone, and DuckDB's MVCC lets the writer commit meanwhile."""
+
+        def run() -> dict[str, Any]:  # opened, used and closed on one thread
+            conn = self.connect("snapshot")
+            try:
+                return fn(conn, out)
+            finally:
+                conn.retire()
+
+        return await asyncio.to_thread(run)
+
     # -- reads -------------------------------------------------------------------------------
-    async def read(self, fn: Callable[[Connection], T]) -> T:
+    async def read(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run a read-only function on a reader thread's connection, in one snapshot.
 
         All of `fn`'s statements see the same committed state (one transaction, rolled back).
@@ -444,45 +287,35 @@ class Database:
                 f"the database did not answer a read within {self.read_timeout:g} s"
             ) from None
 
-    def _read_snapshot(self, fn: Callable[[Connection], T]) -> T:
+    def _read_snapshot(self, fn: Callable[[UnitOfWork], T]) -> T:
         conn = self._reader()
         try:
             conn.execute("BEGIN TRANSACTION")
             try:
-                return fn(conn)
+                return fn(DuckUnitOfWork(conn, None))
             finally:
                 conn.execute("ROLLBACK")
         except duckdb.Error as exc:
             self._drop_reader()  # never reuse a connection whose transaction state is unknown
             failure = storage_failure(exc)
             if failure is None:
-                raise
+                raise driver_neutral(exc) from exc
             if "invalidated" in str(failure):
                 self._invalidated(str(failure))
             raise failure from exc
 
-    def read_sync(self, fn: Callable[[Connection], T]) -> T:
+    def read_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
         """For start-up and CLI code that runs before the writer starts."""
-        return fn(self._startup_connection())
+        return fn(DuckUnitOfWork(self._startup_connection(), None))
+
+    async def read_sql(self, fn: Callable[[Connection], T]) -> T:
+        """The adapter's own escape hatch (tests, benchmarks): `fn` on a reader's connection."""
+        return await self.read(lambda uow: fn(uow.conn))  # type: ignore[attr-defined]
 
     # -- writes ------------------------------------------------------------------------------
-    async def append(
-        self,
-        rows: Sequence[Append],
-        kind: str = "api",
-        on_commit: Callable[[Any], None] | None = None,
-    ) -> None:
-        """Insert rows in the next group commit: one appender flush per table for the batch.
-
-        DuckDB's cost is per statement (~1 ms) as much as per commit, so appends from concurrent
-        requests are merged, and go through an appender: no SQL to parse or plan. `on_commit`
-        runs on the event loop once the rows are committed, even if the caller stopped waiting.
-        """
-        await self._submit(None, kind, rows, on_commit)
-
     async def write(
         self,
-        fn: Callable[[Connection], T],
+        fn: Callable[[UnitOfWork], T],
         kind: str = "api",
         on_commit: Callable[[Any], None] | None = None,
         wait_limit: float | None = None,
@@ -494,14 +327,13 @@ class Database:
         (default `write_timeout`) it raises StorageUnavailable(timed_out=True): the work may
         still commit later, and `on_commit` (with `fn`'s result) runs if it does.
         """
-        result: T = await self._submit(fn, kind, (), on_commit, wait_limit)
+        result: T = await self._submit(fn, kind, on_commit, wait_limit)
         return result
 
     async def _submit(
         self,
-        fn: Callable[[Connection], Any] | None,
+        fn: Callable[[UnitOfWork], Any],
         kind: str,
-        appends: Sequence[Append],
         on_commit: Callable[[Any], None] | None = None,
         wait_limit: float | None = None,
     ) -> Any:
@@ -509,7 +341,7 @@ class Database:
         with self._queued:
             if self._closed:  # under the lock: a job queued after the writer stopped would hang
                 raise StoreError("database is closed")
-            self._queue.append(_Job(fn, future, kind, appends, on_commit))
+            self._queue.append(_Job(fn, future, kind, on_commit))
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_forever, name="duckdb-writer", daemon=True
@@ -527,12 +359,14 @@ class Database:
                 timed_out=True,
             ) from None
 
-    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+    def write_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
         """One transaction, outside the event loop (CLI commands with the server stopped)."""
         conn = self._startup_connection()
         conn.execute("BEGIN TRANSACTION")
         try:
-            result = fn(conn)
+            uow = DuckUnitOfWork(conn, [])
+            result = fn(uow)
+            flush_appends(conn, uow.appends or [], {})
             conn.execute("COMMIT")
             return result
         except BaseException:
@@ -804,24 +638,6 @@ class Database:
         metrics.DB_BATCH_SIZE.labels(kind).observe(len(jobs))
         return outcomes
 
-    def _flush_appends(self, conn: Connection, appends: Sequence[Append]) -> None:
-        """One appender flush per (table, columns): the rows of every request in the batch."""
-        groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
-        for item in appends:
-            groups.setdefault((item.table, item.columns), []).append(item.row)
-        for target, rows in groups.items():
-            appender = self._appenders.get(target)
-            if appender is None:
-                table, columns = target
-                appender = conn.appender(table, columns=list(columns))
-                self._appenders[target] = appender
-            try:
-                appender.append_rows(rows)
-                appender.flush()
-            except BaseException:
-                appender.clear()  # nothing of a failed batch may ride along with the next
-                raise
-
     def _run_alone(self, job: _Job) -> tuple[bool, Any]:
         try:
             return self._run_in_transaction([job])[0]
@@ -838,8 +654,9 @@ class Database:
         conn = self._writer_connection()
         try:
             conn.execute("BEGIN TRANSACTION")
-            results = [(True, job.fn(conn) if job.fn is not None else None) for job in jobs]
-            self._flush_appends(conn, [a for job in jobs for a in job.appends])
+            uow = DuckUnitOfWork(conn, [])
+            results = [(True, job.fn(uow)) for job in jobs]
+            flush_appends(conn, uow.appends or [], self._appenders)
             conn.execute("COMMIT")
         except Exception as exc:
             with contextlib.suppress(duckdb.Error, ConnectionShared):
@@ -851,7 +668,33 @@ class Database:
                     self.health.invalidated = True
                 self._failed(failure)
                 raise failure from exc
-            raise
+            raise driver_neutral(exc) from exc
         if not self.health.writable:
             self._recovered()
         return results
+
+
+def flush_appends(
+    conn: Connection,
+    appends: Sequence[Append],
+    appenders: dict[tuple[str, tuple[str, ...]], duckdb.Appender],
+) -> None:
+    """One appender flush per (table, columns): the rows of every job in the transaction.
+
+    `appenders` caches DuckDB appenders bound to `conn` (the writer's, across batches).
+    """
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+    for item in appends:
+        groups.setdefault((item.table, item.columns), []).append(item.row)
+    for target, rows in groups.items():
+        appender = appenders.get(target)
+        if appender is None:
+            table, columns = target
+            appender = conn.appender(table, columns=list(columns))
+            appenders[target] = appender
+        try:
+            appender.append_rows(rows)
+            appender.flush()
+        except BaseException:
+            appender.clear()  # nothing of a failed batch may ride along with the next
+            raise

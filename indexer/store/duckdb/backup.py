@@ -23,14 +23,13 @@ from typing import Any
 
 import duckdb
 
-from indexer.store.database import (
+from indexer.store.duckdb.connection import (
     Connection,
-    DatabaseLocked,
-    StoreError,
     applied_versions,
     open_connection,
     pending_migrations,
 )
+from indexer.store.errors import DatabaseLocked, StoreError
 
 
 class BackupError(StoreError):

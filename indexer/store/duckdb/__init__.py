@@ -1,0 +1,1 @@
+"""The DuckDB adapter of the storage port (indexer.store.port): the embedded default."""

@@ -1,0 +1,233 @@
+"""Queries on what the indexer keeps of each chain: cursors, recent blocks, transfers, payments.
+
+Every function runs inside the caller's transaction (the block job), so a block's transfers,
+payments, confirmations and cursor move commit together. Amounts are BIGNUM in, ints out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from indexer.domain.records import Invoice, Payment
+from indexer.domain.transfer import Transfer
+from indexer.store.duckdb.connection import Connection
+from indexer.store.duckdb.invariants import InvariantQueries
+from indexer.store.duckdb.invoices import DuckInvoiceRepository
+from indexer.store.duckdb.reconciliation import ReconciliationQueries
+from indexer.store.rows import BLOCKS_KEPT, Cursor, PendingPayment, StoredBlock
+
+# -- cursors and blocks ---------------------------------------------------------------------
+
+
+# -- transfers --------------------------------------------------------------------------------
+_TRANSFER_COLUMNS = (
+    "network", "block_number", "block_hash", "block_time", "tx_hash", "log_index", "kind",
+    "asset", "token", "from_address", "to_address", "amount",
+)  # fmt: skip
+_INSERT_CHUNK = 10_000
+
+
+# -- payments ---------------------------------------------------------------------------------
+
+
+# -- reorgs -----------------------------------------------------------------------------------
+
+
+# -- balance reconciliation (nodes without traces) ---------------------------------------------
+
+
+class DuckChainRepository(ReconciliationQueries, InvariantQueries):
+    """The chain repository of the DuckDB adapter: its SQL on one connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get_cursor(self, network: str) -> Cursor | None:
+        row = self.conn.execute(
+            "SELECT block_number, block_hash FROM chain_cursors WHERE network = ?", [network]
+        ).fetchone()
+        return Cursor(row[0], row[1]) if row else None
+
+    def cursor_block_time(self, network: str) -> datetime | None:
+        """The timestamp of the cursor's block (kept in `blocks`); None before the first start."""
+        row = self.conn.execute(
+            "SELECT b.timestamp FROM chain_cursors c JOIN blocks b "
+            "ON b.network = c.network AND b.number = c.block_number WHERE c.network = ?",
+            [network],
+        ).fetchone()
+        return row[0] if row else None
+
+    def save_cursor(self, network: str, cursor: Cursor, now: datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO chain_cursors VALUES (?, ?, ?, ?) ON CONFLICT (network) DO UPDATE SET "
+            "block_number = excluded.block_number, block_hash = excluded.block_hash, "
+            "updated_at = excluded.updated_at",
+            [network, cursor.number, cursor.hash, now],
+        )
+
+    def insert_blocks(self, network: str, blocks: Sequence[StoredBlock]) -> None:
+        if not blocks:
+            return
+        params: list[Any] = []
+        for block in blocks:
+            params += [network, block.number, block.hash, block.parent_hash, block.timestamp]
+        self.conn.execute(
+            "INSERT OR REPLACE INTO blocks VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(blocks)),
+            params,
+        )
+
+    def prune_blocks(self, network: str, head: int) -> None:
+        self.conn.execute(
+            "DELETE FROM blocks WHERE network = ? AND number <= ?", [network, head - BLOCKS_KEPT]
+        )
+
+    def block_hashes(self, network: str, low: int, high: int) -> dict[int, str]:
+        """Stored canonical hashes of blocks `low..high` (those still kept)."""
+        rows = self.conn.execute(
+            "SELECT number, hash FROM blocks WHERE network = ? AND number BETWEEN ? AND ?",
+            [network, low, high],
+        ).fetchall()
+        return {number: block_hash for number, block_hash in rows}
+
+    def lowest_block(self, network: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT min(number) FROM blocks WHERE network = ?", [network]
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def replace_transfers(
+        self, network: str, blocks: Sequence[tuple[int, str]], transfers: Sequence[Transfer]
+    ) -> None:
+        """Store the transfers of `blocks` ((number, hash) pairs, ascending).
+
+        Rows of an earlier visit of the same blocks (a branch that came back) are replaced. Rows go
+        in as one list per column: DuckDB binds a list far faster than the same values one by one
+        (~1.8 ms against ~11 ms for 100 transfers).
+        """
+        if not blocks:
+            return
+        self.conn.execute(
+            "DELETE FROM transfers WHERE network = ? AND block_number BETWEEN ? AND ? "
+            "AND block_hash IN (SELECT unnest(?))",
+            [network, blocks[0][0], blocks[-1][0], [block_hash for _, block_hash in blocks]],
+        )
+        select = ", ".join(
+            "unnest(?)::BIGNUM" if column == "amount" else "unnest(?)"
+            for column in _TRANSFER_COLUMNS
+        )
+        for start in range(0, len(transfers), _INSERT_CHUNK):
+            chunk = transfers[start : start + _INSERT_CHUNK]
+            columns = [[getattr(t, column) for t in chunk] for column in _TRANSFER_COLUMNS]
+            columns[-1] = [str(amount) for amount in columns[-1]]
+            self.conn.execute(
+                f"INSERT INTO transfers ({', '.join(_TRANSFER_COLUMNS)}) SELECT {select}", columns
+            )
+
+    def upsert_payments(self, payments: Sequence[Payment]) -> None:
+        """Insert payments; one already known (re-included after a reorg) moves to its new block.
+
+        The key (network, tx_hash, log_index) makes crediting happen once, whatever replays.
+        """
+        if not payments:
+            return
+        params: list[Any] = []
+        for p in payments:
+            params += [
+                p.network, p.tx_hash, p.log_index, p.invoice_id, p.store_id, p.address, p.asset,
+                str(p.amount), p.counted, p.block_number, p.block_hash, p.block_time,
+                p.confirmations, p.state.value, p.first_seen_at, p.confirmed_at, p.updated_at,
+            ]  # fmt: skip
+        self.conn.execute(
+            "INSERT INTO payments (network, tx_hash, log_index, invoice_id, store_id, address, "
+            "asset, amount, counted, block_number, block_hash, block_time, confirmations, state, "
+            "first_seen_at, confirmed_at, updated_at) VALUES "
+            + ",".join(
+                ["(?, ?, ?, ?, ?, ?, ?, ?::BIGNUM, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(payments)
+            )
+            + " ON CONFLICT (network, tx_hash, log_index) DO UPDATE SET "
+            "block_number = excluded.block_number, block_hash = excluded.block_hash, "
+            "block_time = excluded.block_time, confirmations = excluded.confirmations, "
+            "state = excluded.state, confirmed_at = NULL, updated_at = excluded.updated_at",
+            params,
+        )
+
+    def pending_payments(self, network: str) -> list[PendingPayment]:
+        rows = self.conn.execute(
+            "SELECT tx_hash, log_index, invoice_id, block_number, block_time FROM payments "
+            "WHERE network = ? AND state = 'pending'",
+            [network],
+        ).fetchall()
+        return [PendingPayment(*row) for row in rows]
+
+    def update_confirmations(self, network: str, head: int, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE payments SET confirmations = greatest(? - block_number + 1, 0), updated_at = ? "
+            "WHERE network = ? AND state = 'pending' "
+            "AND confirmations <> greatest(? - block_number + 1, 0)",
+            [head, now, network, head],
+        )
+
+    def confirm_payments(
+        self, network: str, keys: Sequence[tuple[str, int]], head: int, now: datetime
+    ) -> None:
+        """Mark payments confirmed, with their depth at `head` frozen from then on."""
+        for tx_hash, log_index in keys:
+            self.conn.execute(
+                "UPDATE payments SET state = 'confirmed', confirmations = ? - block_number + 1, "
+                "confirmed_at = ?, updated_at = ? "
+                "WHERE network = ? AND tx_hash = ? AND log_index = ?",
+                [head, now, now, network, tx_hash, log_index],
+            )
+
+    def orphan_above(self, network: str, ancestor: int, now: datetime) -> list[str]:
+        """Orphan transfers and payments above `ancestor`; the invoices whose payments moved."""
+        self.conn.execute(
+            "UPDATE transfers SET orphaned = true "
+            "WHERE network = ? AND block_number > ? AND NOT orphaned",
+            [network, ancestor],
+        )
+        rows = self.conn.execute(
+            "SELECT DISTINCT invoice_id FROM payments "
+            "WHERE network = ? AND block_number > ? AND state <> 'orphaned'",
+            [network, ancestor],
+        ).fetchall()
+        self.conn.execute(
+            "UPDATE payments SET state = 'orphaned', confirmations = 0, confirmed_at = NULL, "
+            "updated_at = ? WHERE network = ? AND block_number > ? AND state <> 'orphaned'",
+            [now, network, ancestor],
+        )
+        self.conn.execute(
+            "DELETE FROM blocks WHERE network = ? AND number > ?", [network, ancestor]
+        )
+        return [row[0] for row in rows]
+
+    def invoices_at(self, addresses: Sequence[str]) -> dict[str, Invoice]:
+        """Invoices keyed by lowercase address, found through the address index.
+
+        `invoices.address` is stored EIP-55, so each lowercase address is also asked for in its
+        checksummed form: comparing `lower(address)` would scan every invoice (~70 ms at 1M).
+        """
+        if not addresses:
+            return {}
+        from eth_utils.address import to_checksum_address  # heavy: imported once hits exist
+
+        forms = [form for a in addresses for form in (a.lower(), str(to_checksum_address(a)))]
+        ids = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM invoices WHERE address IN (SELECT unnest(?))", [forms]
+            ).fetchall()
+        ]
+        found = DuckInvoiceRepository(self.conn).get_invoices(ids).values()
+        return {invoice.address.lower(): invoice for invoice in found}
+
+    def open_native_addresses(self, network: str, native_symbol: str, now: datetime) -> list[str]:
+        """Lowercase addresses of this network's open invoices for its native coin."""
+        rows = self.conn.execute(
+            "SELECT lower(address) FROM invoices WHERE network = ? AND asset = ? "
+            "AND status <> 'paid' AND monitoring_until > ?",
+            [network, native_symbol, now],
+        ).fetchall()
+        return [row[0] for row in rows]

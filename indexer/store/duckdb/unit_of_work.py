@@ -1,0 +1,49 @@
+"""The DuckDB adapter's unit of work: one connection's transaction, as typed repositories."""
+
+from __future__ import annotations
+
+from indexer.store.duckdb.chain import DuckChainRepository
+from indexer.store.duckdb.connection import Append, Connection
+from indexer.store.duckdb.events import DuckEventRepository
+from indexer.store.duckdb.idempotency import DuckIdempotencyRepository
+from indexer.store.duckdb.invoices import DuckInvoiceRepository
+from indexer.store.duckdb.stores import DuckStoreRepository
+from indexer.store.duckdb.webhooks import DuckWebhookRepository
+
+
+class DuckUnitOfWork:
+    """The repositories of one transaction on `conn` (see indexer.store.port.UnitOfWork).
+
+    `appends` collects rows that `add()` inserts: the writer flushes them through DuckDB's
+    appender before COMMIT, merged with the other jobs of its group commit. A read's unit of
+    work has none, and refuses to write. `conn` is for the adapter and its tests only.
+    """
+
+    __slots__ = (
+        "appends",
+        "chain",
+        "conn",
+        "events",
+        "idempotency",
+        "invoices",
+        "stores",
+        "webhooks",
+    )
+
+    def __init__(self, conn: Connection, appends: list[Append] | None) -> None:
+        self.conn = conn
+        self.appends = appends
+        self.stores = DuckStoreRepository(conn)
+        self.invoices = DuckInvoiceRepository(conn, appends)
+        self.chain = DuckChainRepository(conn)
+        self.events = DuckEventRepository(conn, appends)
+        self.webhooks = DuckWebhookRepository(conn)
+        self.idempotency = DuckIdempotencyRepository(conn, appends)
+
+    def execute(self, query: str, parameters: object = None) -> Connection:
+        """Raw SQL on this transaction's connection: for the adapter's own tests and tools.
+
+        Not part of the port: services and workers type against `UnitOfWork`, which has no
+        SQL, so mypy refuses this there.
+        """
+        return self.conn.execute(query, parameters)
