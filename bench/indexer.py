@@ -234,7 +234,8 @@ async def child(spec: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         await blocks.process(number, number)
         per_block.append((time.perf_counter() - t0) * 1000)
-    matched = await gateway.db.read_sql(lambda c: c.execute("SELECT count(*) FROM payments").fetchone()[0]
+    matched = await gateway.db.read_sql(
+        lambda c: c.execute("SELECT count(*) FROM payments").fetchone()[0]
     )
     assert matched == DENSE_BLOCKS * HITS_PER_BLOCK, matched
     progress("per-block pass done")

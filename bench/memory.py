@@ -39,7 +39,8 @@ def build_database(path: Path, count: int) -> None:
     db = Database(path)
     db.migrate()
     now = datetime.now(UTC)
-    db.write_sync(lambda c: c.conn.execute(
+    db.write_sync(
+        lambda c: c.conn.execute(
             "INSERT INTO stores VALUES ('st_bench', 'bench', ?, 'bench-chain', ?)", [TEST_XPUB, now]
         )
     )

@@ -221,7 +221,8 @@ async def latency(
             gateway.webhooks.notify()
         await asyncio.sleep(0.01)
     await receivers.wait_total([receivers.ports[endpoint]], count)
-    rows = await gateway.db.read_sql(lambda c: c.execute(
+    rows = await gateway.db.read_sql(
+        lambda c: c.execute(
             "SELECT id, invoice_id FROM events WHERE store_id = ?", [store.id]
         ).fetchall()
     )

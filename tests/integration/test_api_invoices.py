@@ -79,7 +79,8 @@ async def test_invoice_and_its_created_event_commit_together(
     client: Client, merchant: Merchant, gateway: Gateway
 ) -> None:
     body = await (await create(client, merchant, USDT_ORDER)).json()
-    events = await gateway.db.read_sql(lambda c: c.execute(
+    events = await gateway.db.read_sql(
+        lambda c: c.execute(
             "SELECT type, payload::VARCHAR FROM events WHERE invoice_id = ?", [body["id"]]
         ).fetchall()
     )
@@ -236,7 +237,8 @@ async def test_pre_derived_addresses_match_derivation_across_pool_refills(
             *(gateway.invoices.create(store, command, None, "h") for _ in range(64))
         )
     key = parse_xpub(TEST_XPUB)
-    rows = await gateway.db.read_sql(lambda c: c.execute("SELECT address_index, address FROM invoices").fetchall()
+    rows = await gateway.db.read_sql(
+        lambda c: c.execute("SELECT address_index, address FROM invoices").fetchall()
     )
     assert len(rows) == 640
     assert all(address == key.address(index) for index, address in rows)
@@ -263,7 +265,8 @@ async def test_a_uint256_amount_is_stored_and_shown_to_the_last_wei(
         await client.get(f"/v1/invoices/{body['id']}", headers=merchant.headers)
     ).json()
     assert fetched["amount"] == amount and fetched["payment_uri"].endswith(f"?value={wei}")
-    row = await gateway.db.read_sql(lambda c: c.execute(
+    row = await gateway.db.read_sql(
+        lambda c: c.execute(
             "SELECT amount::VARCHAR FROM invoices WHERE id = ?", [body["id"]]
         ).fetchone()
     )

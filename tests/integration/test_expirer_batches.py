@@ -29,7 +29,8 @@ async def open_invoices(gateway: Gateway, merchant: Merchant) -> None:
 
 
 async def statuses(gateway: Gateway) -> dict[str, int]:
-    rows = await gateway.db.read_sql(lambda c: c.execute("SELECT status, count(*) FROM invoices GROUP BY 1").fetchall()
+    rows = await gateway.db.read_sql(
+        lambda c: c.execute("SELECT status, count(*) FROM invoices GROUP BY 1").fetchall()
     )
     return {status: int(n) for status, n in rows}
 

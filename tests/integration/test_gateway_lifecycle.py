@@ -50,6 +50,7 @@ async def test_close_is_bounded_when_a_worker_swallows_its_cancellation(
 async def test_the_store_runs_duckdb_with_the_configured_threads(gateway: Gateway) -> None:
     # the default of one worker thread: on two cores the writer should not wait for a core
     assert gateway.settings.duckdb_threads == 1
-    threads = await gateway.db.read_sql(lambda c: c.execute("SELECT current_setting('threads')").fetchone()
+    threads = await gateway.db.read_sql(
+        lambda c: c.execute("SELECT current_setting('threads')").fetchone()
     )
     assert threads == (1,)

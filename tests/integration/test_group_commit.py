@@ -17,7 +17,9 @@ from indexer.store.errors import UniqueViolation
 @pytest.fixture
 async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     database = Database(tmp_path / "gc.duckdb")
-    database.write_sync(lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
+    database.write_sync(
+        lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)")
+    )
     yield database
     await database.close()
 

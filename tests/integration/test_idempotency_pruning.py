@@ -43,7 +43,8 @@ async def create(client: Client, merchant: Merchant, key: str) -> dict[str, Any]
 
 
 async def keys_in_table(gateway: Gateway) -> list[str]:
-    rows = await gateway.db.read_sql(lambda c: c.execute("SELECT key FROM idempotency_keys ORDER BY key").fetchall()
+    rows = await gateway.db.read_sql(
+        lambda c: c.execute("SELECT key FROM idempotency_keys ORDER BY key").fetchall()
     )
     return [r[0] for r in rows]
 

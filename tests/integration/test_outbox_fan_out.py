@@ -32,6 +32,7 @@ def fan_out(conn: Connection, cursor: int, now: datetime, hook: bool) -> FanOut:
 def outbox_cursor(conn: Connection) -> int:
     return DuckWebhookRepository(conn).outbox_cursor()
 
+
 STORE = "st_" + "A" * 22
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -68,7 +68,9 @@ async def wait_until(condition: Any, within: float = 10.0) -> None:
 async def db(small_disk: Path):  # type: ignore[no-untyped-def]
     database = Database(small_disk / "store.duckdb")
     database.migrate()
-    database.write_sync(lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
+    database.write_sync(
+        lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)")
+    )
     database.probe_interval = 0.1
     database.checkpoint_bytes = 1 << 40  # no checkpoint in lulls: the test decides
     yield database

@@ -27,7 +27,9 @@ from tests.support.gateway import Chain, GatewayFactory
 async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     database = Database(tmp_path / "threads.duckdb")
     database.migrate()
-    database.write_sync(lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)"))
+    database.write_sync(
+        lambda c: c.conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v VARCHAR)")
+    )
     yield database
     await database.close()
 
@@ -118,7 +120,10 @@ async def test_the_writer_recovers_from_a_job_that_breaks_its_transaction(
     # then every later write commits, alone and in a batch, and nothing of the job stayed
     await db.write(lambda c: c.conn.execute("INSERT INTO t VALUES (2, 'b')"))
     await asyncio.gather(
-        *(db.write(lambda c, k=k: c.conn.execute("INSERT INTO t VALUES (?, 'c')", [k])) for k in (3, 4))
+        *(
+            db.write(lambda c, k=k: c.conn.execute("INSERT INTO t VALUES (?, 'c')", [k]))
+            for k in (3, 4)
+        )
     )
     rows = await db.read_sql(lambda c: c.execute("SELECT k, v FROM t ORDER BY k").fetchall())
     assert rows == [(1, "a"), (2, "b"), (3, "c"), (4, "c")]

@@ -168,12 +168,13 @@ class GatewayUnderTest:
         return found
 
     async def payments(self, invoice_id: str) -> list[Payment]:
-        return (
-            await self.gateway.db.read(lambda uow: uow.invoices.payments_for([invoice_id]))
-        )[invoice_id]
+        return (await self.gateway.db.read(lambda uow: uow.invoices.payments_for([invoice_id])))[
+            invoice_id
+        ]
 
     async def events(self, invoice_id: str) -> list[str]:
-        rows = await self.gateway.db.read_sql(lambda c: c.execute(
+        rows = await self.gateway.db.read_sql(
+            lambda c: c.execute(
                 "SELECT type FROM events WHERE invoice_id = ? ORDER BY seq", [invoice_id]
             ).fetchall()
         )
