@@ -16,6 +16,7 @@ from indexer import metrics
 from indexer.config import ConfigError, Settings
 from indexer.domain.clock import Clock, SystemClock
 from indexer.matcher import AddressMatcher
+from indexer.services.event_reads import EventService
 from indexer.services.invoices import InvoiceService
 from indexer.services.stores import StoreService
 from indexer.services.webhooks import WebhookService
@@ -81,6 +82,7 @@ class Gateway:
     invoices: InvoiceService = field(init=False)
     matcher: AddressMatcher = field(init=False)
     webhooks: WebhookService = field(init=False)
+    events: EventService = field(init=False)
     network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     failure: BaseException | None = field(init=False, default=None)  # a worker's ConfigError
@@ -101,6 +103,7 @@ class Gateway:
         self.db.read_sync(self.stores.load)
         self.db.read_sync(self.invoices.load)
         self.webhooks = WebhookService(self.db, self.settings, self.clock)
+        self.events = EventService(self.db)
         self.db.read_sync(self.webhooks.load)
         # Any commit but the dispatcher's own may carry new events: wake it now, not at a poll.
         self.db.commit_listeners.append(

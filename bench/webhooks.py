@@ -170,8 +170,10 @@ async def new_store(gateway: Any, seed: int) -> Any:
 
 
 async def add_endpoints(gateway: Any, store: Any, urls: list[str]) -> None:
+    from indexer.services.webhooks import parse_new_endpoint
+
     for url in urls:
-        await gateway.webhooks.create(store.id, {"url": url})
+        await gateway.webhooks.create(store.id, parse_new_endpoint({"url": url}, gateway.settings))
 
 
 async def commit_events(gateway: Any, store: Any, count: int) -> None:

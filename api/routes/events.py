@@ -23,7 +23,7 @@ EVENT_CURSOR = cursor("evt_[0-9A-Za-z]{22}", "an event")
 @routes.get("/v1/events")
 async def list_events(request: web.Request) -> web.Response:
     store = authenticated_store(request)
-    items, has_more = await request.app[GATEWAY].webhooks.list_events(
+    items, has_more = await request.app[GATEWAY].events.list(
         store.id,
         limit=LIMIT.parse(request),
         type_=TYPE.parse(request),
@@ -36,7 +36,7 @@ async def list_events(request: web.Request) -> web.Response:
 @routes.get("/v1/events/{event_id}")
 async def get_event(request: web.Request) -> web.Response:
     store = authenticated_store(request)
-    event = await request.app[GATEWAY].webhooks.get_event(store.id, request.match_info["event_id"])
+    event = await request.app[GATEWAY].events.get(store.id, request.match_info["event_id"])
     return web.json_response(event)
 
 
@@ -45,7 +45,7 @@ async def event_deliveries(request: web.Request) -> web.Response:
     store = authenticated_store(request)
     webhooks = request.app[GATEWAY].webhooks
     event_id = request.match_info["event_id"]
-    await webhooks.get_event(store.id, event_id)  # 404 for another store's event
+    await request.app[GATEWAY].events.event(store.id, event_id)  # 404: another store's event
     items, has_more = await webhooks.deliveries(
         store.id, LIMIT.parse(request), DELIVERY_CURSOR.parse(request), event_id=event_id
     )
@@ -57,9 +57,9 @@ async def redeliver(request: web.Request) -> web.Response:
     store = authenticated_store(request)
     body = await read_body(request)
     payload = parse_json(request, body) if body.strip() else {}
-    items = await request.app[GATEWAY].webhooks.redeliver(
-        store.id, request.match_info["event_id"], payload
-    )
+    gateway = request.app[GATEWAY]
+    event = await gateway.events.event(store.id, request.match_info["event_id"])
+    items = await gateway.webhooks.redeliver(store.id, event, payload)
     return web.json_response({"object": "list", "data": items, "has_more": False}, status=202)
 
 

@@ -11,7 +11,12 @@ from api.keys import GATEWAY
 from api.openapi import Part, error_responses, json_body, ref
 from api.requests import LIMIT, cursor, parse_json, read_body
 from indexer.config import Settings
-from indexer.services.webhooks import EVENT_TYPES, MAX_DESCRIPTION, SUBSCRIBABLE
+from indexer.services.webhooks import (
+    EVENT_TYPES,
+    MAX_DESCRIPTION,
+    SUBSCRIBABLE,
+    parse_new_endpoint,
+)
 from indexer.webhook.target import MAX_URL_LENGTH
 
 routes = web.RouteTableDef()
@@ -24,7 +29,8 @@ DELIVERY_CURSOR = cursor("dlv_[0-9a-f]{32}", "a delivery")
 async def create_endpoint(request: web.Request) -> web.Response:
     store = authenticated_store(request)
     payload = parse_json(request, await read_body(request))
-    view = await request.app[GATEWAY].webhooks.create(store.id, payload)
+    gateway = request.app[GATEWAY]
+    view = await gateway.webhooks.create(store.id, parse_new_endpoint(payload, gateway.settings))
     return web.json_response(view, status=201)
 
 

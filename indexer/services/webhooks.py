@@ -8,15 +8,19 @@ dispatcher signs and sends without a database read. The dispatcher registers its
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from indexer import metrics
 from indexer.config import Settings
 from indexer.domain.clock import Clock
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
-from indexer.domain.ids import looks_like, new_id
+from indexer.domain.ids import new_id
 from indexer.domain.invoice import EventType
+from indexer.domain.retry import should_disable_endpoint
 from indexer.domain.signing import new_secret
 from indexer.domain.view import iso
 from indexer.services.events import event_row
@@ -25,6 +29,7 @@ from indexer.store.port import Storage, UnitOfWork
 from indexer.store.rows import (
     AttemptRow,
     DeliveryRow,
+    DeliveryUpdate,
     EndpointRow,
     EventRow,
     NewDelivery,
@@ -39,6 +44,18 @@ MAX_DESCRIPTION = 500
 SUBSCRIBABLE = tuple(t.value for t in EventType if t is not EventType.PING)
 EVENT_TYPES = tuple(t.value for t in EventType)
 ENABLED, DISABLED = "enabled", "disabled"
+
+
+log = logging.getLogger(__name__)
+DISABLE_REASON = "failing for 3 days"
+
+
+@dataclass
+class HealthChange:
+    """Endpoint health after a batch of attempts: failure streaks started, endpoints disabled."""
+
+    failing_since: dict[str, datetime | None] = field(default_factory=dict)
+    disabled: list[tuple[EndpointRow, EventRow]] = field(default_factory=list)
 
 
 class DeliveryListener(Protocol):
@@ -166,6 +183,20 @@ def parse_endpoint_changes(payload: object, settings: Settings, create: bool) ->
     return changes
 
 
+@dataclass(frozen=True)
+class NewEndpoint:
+    """A validated create request."""
+
+    url: str
+    events: tuple[str, ...] | None
+    description: str | None
+
+
+def parse_new_endpoint(payload: object, settings: Settings) -> NewEndpoint:
+    changes = parse_endpoint_changes(payload, settings, create=True)
+    return NewEndpoint(changes["url"], changes.get("events"), changes.get("description"))
+
+
 def parse_redelivery(payload: object) -> str | None:
     body = _check_fields(payload, {"endpoint_id"})
     endpoint_id = body.get("endpoint_id")
@@ -206,8 +237,7 @@ class WebhookService:
         return endpoint
 
     # -- endpoint commands ----------------------------------------------------------------
-    async def create(self, store_id: str, payload: object) -> dict[str, Any]:
-        changes = parse_endpoint_changes(payload, self.settings, create=True)
+    async def create(self, store_id: str, command: NewEndpoint) -> dict[str, Any]:
         async with self._create_lock:
             if sum(e.store_id == store_id for e in self.endpoints.values()) >= (
                 MAX_ENDPOINTS_PER_STORE
@@ -220,9 +250,9 @@ class WebhookService:
             endpoint = EndpointRow(
                 id=new_id("we"),
                 store_id=store_id,
-                url=changes["url"],
-                description=changes.get("description"),
-                events=changes.get("events"),
+                url=command.url,
+                description=command.description,
+                events=command.events,
                 secret=new_secret(),
                 previous_secret=None,
                 previous_secret_expires_at=None,
@@ -283,29 +313,83 @@ class WebhookService:
         return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
     async def rotate_secret(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
-        before = self.owned(store_id, endpoint_id)
-        now = self.clock.now()
-        row = await self._update(
-            endpoint_id,
-            secret=new_secret(),
-            previous_secret=before.secret,
-            previous_secret_expires_at=now + ROTATION_OVERLAP,
-            updated_at=now,
-        )
+        self.owned(store_id, endpoint_id)
+        now, secret = self.clock.now(), new_secret()
+
+        def write(uow: UnitOfWork) -> EndpointRow | None:
+            # The secret being replaced is read in the same transaction: two rotations at once
+            # each keep the other's secret as the previous one, instead of both keeping the
+            # original and losing the first new secret.
+            current = uow.webhooks.get_endpoint(endpoint_id)
+            if current is None or current.deleted_at is not None:
+                return None
+            return uow.webhooks.update_endpoint(
+                endpoint_id, secret=secret, previous_secret=current.secret,
+                previous_secret_expires_at=now + ROTATION_OVERLAP, updated_at=now,
+            )  # fmt: skip
+
+        row = await self.db.write(write, kind="webhooks", on_commit=self._remember_committed)
+        if row is None:
+            raise NotFoundError(f"no webhook endpoint {endpoint_id}")
         return endpoint_view(row, secret=True)
 
-    def mark_disabled(self, endpoint_id: str, reason: str) -> None:
-        """Memory side of the dispatcher disabling an endpoint (already committed)."""
-        current = self.endpoints.get(endpoint_id)
-        if current is not None:
-            self.endpoints[endpoint_id] = replace(
-                current, status=DISABLED, disabled_reason=reason, updated_at=self.clock.now()
-            )
+    # -- endpoint health: decided, written and kept here only ---------------------------------
+    def assess(self, outcomes: Iterable[tuple[str, bool, datetime]], now: datetime) -> HealthChange:
+        """What a batch of attempt outcomes (endpoint id, ok, attempted at) does to endpoints'
+        health: the new start of each failure streak, and the endpoints to disable."""
+        streaks: dict[str, datetime | None] = {}
+        for endpoint_id, ok, attempted_at in outcomes:
+            endpoint = self.endpoints.get(endpoint_id)
+            if endpoint is None:
+                continue  # the hook, or a deleted endpoint: no health to track
+            since = streaks.get(endpoint_id, endpoint.failing_since)
+            streaks[endpoint_id] = None if ok else (since or attempted_at)
+        change = HealthChange()
+        for endpoint_id, since in streaks.items():
+            endpoint = self.endpoints[endpoint_id]
+            if since != endpoint.failing_since:
+                change.failing_since[endpoint_id] = since
+            if endpoint.status == ENABLED and should_disable_endpoint(since, now):
+                disabled = replace(
+                    endpoint, status=DISABLED, failing_since=since,
+                    disabled_reason=DISABLE_REASON, updated_at=now,
+                )  # fmt: skip
+                event = endpoint_event(EventType.ENDPOINT_DISABLED.value, disabled, now)
+                change.disabled.append((disabled, event))
+        return change
 
-    def set_failing_since(self, endpoint_id: str, since: datetime | None) -> None:
-        current = self.endpoints.get(endpoint_id)
-        if current is not None and current.failing_since != since:
-            self.endpoints[endpoint_id] = replace(current, failing_since=since)
+    async def record_attempts(
+        self, attempts: list[AttemptRow], updates: list[DeliveryUpdate], change: HealthChange
+    ) -> None:
+        """One commit: the attempts, their deliveries, and the endpoints' health; memory after."""
+
+        def write(uow: UnitOfWork) -> list[tuple[EndpointRow, EventRow]]:
+            uow.webhooks.record_attempts(attempts, updates, change.failing_since)
+            disabled = []
+            for endpoint, event in change.disabled:
+                row = uow.webhooks.update_endpoint(
+                    endpoint.id, status=DISABLED, disabled_reason=endpoint.disabled_reason,
+                    updated_at=endpoint.updated_at,
+                )  # fmt: skip
+                if row is not None:
+                    uow.events.insert_events([event])
+                    disabled.append((row, event))
+            return disabled
+
+        def committed(disabled: list[tuple[EndpointRow, EventRow]]) -> None:
+            for endpoint_id, since in change.failing_since.items():
+                current = self.endpoints.get(endpoint_id)
+                if current is not None and current.failing_since != since:
+                    self.endpoints[endpoint_id] = replace(current, failing_since=since)
+            for row, event in disabled:
+                self.remember(row)
+                metrics.WEBHOOK_ENDPOINTS_DISABLED.inc()
+                log.warning(
+                    "webhook endpoint %s of store %s disabled: %s (event %s)",
+                    row.id, row.store_id, row.disabled_reason, event.id,
+                )  # fmt: skip
+
+        await self.db.write(write, kind="webhooks", on_commit=committed)
 
     # -- test and redelivery ----------------------------------------------------------------
     async def send_test(self, store_id: str, endpoint_id: str) -> dict[str, Any]:
@@ -332,10 +416,10 @@ class WebhookService:
             self.listener.deliveries_added(made, payloads)
 
     async def redeliver(
-        self, store_id: str, event_id: str, payload: object
+        self, store_id: str, event: EventRow, payload: object
     ) -> list[dict[str, Any]]:
+        """Deliver the store's `event` again: to one endpoint, or to every enabled one."""
         endpoint_id = parse_redelivery(payload)
-        event = await self._event(store_id, event_id)
         if endpoint_id is not None:
             try:
                 endpoint = self.owned(store_id, endpoint_id)
@@ -410,36 +494,3 @@ class WebhookService:
             return [delivery_view(d, attempts[d.id]) for d in rows], more
 
         return await self.db.read(read)
-
-    async def _event(self, store_id: str, event_id: str) -> EventRow:
-        event = None
-        if looks_like("evt", event_id):
-            event = await self.db.read(lambda c: c.events.get_event(event_id))
-        if event is None or event.store_id != store_id:
-            raise NotFoundError(f"no event {event_id[:64]}")
-        return event
-
-    async def get_event(self, store_id: str, event_id: str) -> dict[str, Any]:
-        return (await self._event(store_id, event_id)).payload_dict()
-
-    async def list_events(
-        self,
-        store_id: str,
-        limit: int,
-        type_: str | None,
-        invoice_id: str | None,
-        starting_after: str | None,
-    ) -> tuple[list[dict[str, Any]], bool]:
-        def read(uow: UnitOfWork) -> tuple[list[EventRow], bool]:
-            before = None
-            if starting_after is not None:
-                found = (
-                    uow.events.get_event(starting_after)
-                    if looks_like("evt", starting_after)
-                    else None
-                )
-                before = own_cursor(found, store_id, "an event").seq
-            return uow.events.list_events(store_id, limit, type_, invoice_id, before)
-
-        rows, more = await self.db.read(read)
-        return [r.payload_dict() for r in rows], more

@@ -26,24 +26,26 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from indexer import metrics
 from indexer.config import Settings
 from indexer.domain.clock import Clock
-from indexer.domain.invoice import EventType
-from indexer.domain.retry import next_attempt_delay, should_disable_endpoint
+from indexer.domain.retry import next_attempt_delay
 from indexer.domain.signing import SIGNATURE_HEADER, sign
-from indexer.services.webhooks import DISABLED, ENABLED, WebhookService, endpoint_event
+from indexer.services.webhooks import (
+    ENABLED,
+    HealthChange,
+    WebhookService,
+)
 from indexer.store.errors import StaleCursor
-from indexer.store.port import Storage, UnitOfWork
+from indexer.store.port import Storage
 from indexer.store.rows import (
     HOOK_ENDPOINT,
     AttemptRow,
     DeliveryUpdate,
     EndpointRow,
-    EventRow,
     NewDelivery,
     new_attempt_id,
 )
@@ -55,7 +57,6 @@ RetryDelay = Callable[[int], timedelta | None]
 # Bodies of deliveries retried later than this are dropped from memory and re-read when due,
 # so a long outage of one endpoint does not pin every payload it missed in RAM.
 KEEP_BODY_FOR = timedelta(minutes=1)
-DISABLE_REASON = "failing for 3 days"
 MAX_SLEEP = 1.0  # the schedule is re-checked at least this often (clock jumps, gauges)
 
 
@@ -79,26 +80,13 @@ class Job:
 
 @dataclass
 class _Plan:
-    """What one batch of finished attempts changes; built in memory, written in one commit."""
+    """What one batch of finished attempts changes; built in memory, written in one commit.
+
+    Endpoint health (`health`) is decided and kept by the WebhookService, its one owner."""
 
     attempts: list[AttemptRow] = field(default_factory=list)
     updates: list[tuple[Job, DeliveryUpdate]] = field(default_factory=list)
-    failing_since: dict[str, datetime | None] = field(default_factory=dict)
-    disabled: list[tuple[EndpointRow, EventRow]] = field(default_factory=list)
-
-    def write(self, uow: UnitOfWork) -> None:
-        uow.webhooks.record_attempts(
-            self.attempts, [u for _, u in self.updates], self.failing_since
-        )
-        for endpoint, event in self.disabled:
-            row = uow.webhooks.update_endpoint(
-                endpoint.id,
-                status=DISABLED,
-                disabled_reason=endpoint.disabled_reason,
-                updated_at=endpoint.updated_at,
-            )
-            if row is not None:
-                uow.events.insert_events([event])
+    health: HealthChange = field(default_factory=HealthChange)
 
 
 class Dispatcher:
@@ -406,7 +394,9 @@ class Dispatcher:
                 del self._finished[: len(batch)]
                 plan = self._plan(batch)
                 try:
-                    await self.db.write(plan.write, kind="webhooks")
+                    await self.webhooks.record_attempts(
+                        plan.attempts, [u for _, u in plan.updates], plan.health
+                    )
                 except Exception:
                     log.exception("recording %d webhook attempts failed; retrying", len(batch))
                     self._finished[:0] = batch
@@ -417,7 +407,7 @@ class Dispatcher:
     def _plan(self, batch: list[tuple[Job, datetime, AttemptResult]]) -> _Plan:
         plan = _Plan()
         now = self.clock.now()
-        health: dict[str, datetime | None] = {}
+        outcomes: list[tuple[str, bool, datetime]] = []
         for job, attempted_at, result in batch:
             plan.attempts.append(
                 AttemptRow(
@@ -441,23 +431,8 @@ class Dispatcher:
                     job.delivery_id, "pending", attempts, now + delay, attempted_at, None
                 )
             plan.updates.append((job, update))
-            endpoint = self.webhooks.endpoints.get(job.endpoint_id)
-            if endpoint is None:
-                continue  # the hook, or a deleted endpoint: no health to track
-            since = health.get(endpoint.id, endpoint.failing_since)
-            since = None if result.ok else (since or attempted_at)
-            health[endpoint.id] = since
-        for endpoint_id, since in health.items():
-            endpoint = self.webhooks.endpoints[endpoint_id]
-            if since != endpoint.failing_since:
-                plan.failing_since[endpoint_id] = since
-            if endpoint.status == ENABLED and should_disable_endpoint(since, now):
-                disabled = replace(
-                    endpoint, status=DISABLED, failing_since=since,
-                    disabled_reason=DISABLE_REASON, updated_at=now,
-                )  # fmt: skip
-                event = endpoint_event(EventType.ENDPOINT_DISABLED.value, disabled, now)
-                plan.disabled.append((disabled, event))
+            outcomes.append((job.endpoint_id, result.ok, attempted_at))
+        plan.health = self.webhooks.assess(outcomes, now)
         return plan
 
     def _apply(self, plan: _Plan) -> None:
@@ -488,16 +463,7 @@ class Dispatcher:
                 )  # fmt: skip
             if webhook:
                 metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
-        for endpoint_id, since in plan.failing_since.items():
-            self.webhooks.set_failing_since(endpoint_id, since)
-        for endpoint, event in plan.disabled:
-            self.webhooks.mark_disabled(endpoint.id, DISABLE_REASON)
-            metrics.WEBHOOK_ENDPOINTS_DISABLED.inc()
-            log.warning(
-                "webhook endpoint %s of store %s disabled: %s (event %s)",
-                endpoint.id, endpoint.store_id, DISABLE_REASON, event.id,
-            )  # fmt: skip
-        if plan.disabled:
+        if plan.health.disabled:  # their endpoint_disabled events wait in the outbox
             self._outbox.set()
         self._wake.set()
 

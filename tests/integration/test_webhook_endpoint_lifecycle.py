@@ -28,6 +28,31 @@ async def settled(h: WebhookHarness) -> None:
     await eventually(nothing_left)
 
 
+async def test_two_rotations_at_once_keep_both_new_secrets(
+    webhook_harness: HarnessFactory, receiver: Receiver
+) -> None:
+    # given an endpoint, and two rotations sent at the same time (one group commit)
+    h = await webhook_harness()
+    endpoint = await h.endpoint(receiver.url)
+    path = f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret"
+
+    # when both are answered
+    (s1, first), (s2, second) = await asyncio.gather(h.call("POST", path), h.call("POST", path))
+    assert (s1, s2) == (200, 200)
+
+    # then the later secret is current and the earlier one is the previous: neither is lost,
+    # so deliveries verify with whichever secret the merchant kept
+    [(secret, previous)] = await h.query(
+        "SELECT secret, previous_secret FROM webhook_endpoints WHERE id = ?", [endpoint["id"]]
+    )
+    assert {secret, previous} == {first["secret"], second["secret"]}
+    await h.insert_events(1)
+    [request] = await receiver.wait_for_requests(1)
+    header = request.headers["Chainpay-Signature"]
+    assert verify_signature(request.body, header, first["secret"])
+    assert verify_signature(request.body, header, second["secret"])
+
+
 async def test_rotated_secret_signs_with_both_secrets_during_the_overlap(
     webhook_harness: HarnessFactory, receiver: Receiver
 ) -> None:
