@@ -27,7 +27,7 @@ from api.logs import configure_logging
 from indexer import deriver
 from indexer.config import ConfigError, Settings
 from indexer.domain.clock import SystemClock
-from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
+from indexer.domain.errors import ChainpayError, ConflictError, NotFoundError, ValidationError
 from indexer.services.stores import StoreService
 from indexer.store.duckdb.database import Database
 from indexer.store.errors import DatabaseLocked, StoreError
@@ -36,7 +36,7 @@ log = logging.getLogger("chainpay")
 COMMANDS: dict[str, Handler] = {}  # filled by build_parser(), never at import
 
 
-class ListenError(Exception):
+class ListenError(ChainpayError):
     """The HTTP port cannot be bound (in use, not permitted): exit 1, one line."""
 
 

@@ -15,12 +15,13 @@ from typing import Any
 
 from api import admin
 from indexer.config import Settings, load_settings
+from indexer.domain.errors import ChainpayError
 from indexer.store.errors import StoreError
 
 Handler = Callable[[argparse.Namespace], int]  # a subcommand: parsed arguments → exit code
 
 
-class UsageError(Exception):
+class UsageError(ChainpayError):
     """Bad input on the command line: exit 2."""
 
 

@@ -38,7 +38,7 @@ from api.bootstrap import Gateway
 from api.command import Handler
 from api.logs import configure_logging
 from indexer.config import load_settings
-from indexer.domain.errors import ValidationError
+from indexer.domain.errors import ChainpayError, ValidationError
 from indexer.domain.money import parse_amount
 
 DEMO_MNEMONIC = (
@@ -56,7 +56,7 @@ HOST = "127.0.0.1"
 ServeLoop = Callable[..., Awaitable[None]]  # api.cli.serve
 
 
-class DevError(Exception):
+class DevError(ChainpayError):
     """The dev setup cannot go on (anvil missing, port taken, gateway not running, …)."""
 
     def __init__(self, message: str, exit_code: int = 2) -> None:

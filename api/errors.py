@@ -12,14 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
-from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
+from indexer.domain.errors import ChainpayError, ConflictError, NotFoundError, ValidationError
 from indexer.store.errors import StorageUnavailable
 
 log = logging.getLogger("chainpay.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
+class ApiError(ChainpayError):
     """An HTTP error with a stable code, raised by handlers and middlewares."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from indexer import preset
+from indexer.domain.errors import ChainpayError
 from indexer.domain.network import Asset, Network
 
 ENV_PREFIX = "CHAINPAY_"
@@ -27,7 +28,7 @@ _SYMBOL = re.compile(r"^[A-Za-z0-9.]{1,16}$")
 EXPIRES_IN_RANGE = (60, 30 * 86400)
 
 
-class ConfigError(Exception):
+class ConfigError(ChainpayError):
     """A configuration value is missing, unknown or invalid; names the source and the key."""
 
     def __init__(self, source: str, key: str, message: str) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 
+from indexer.domain.errors import ChainpayError
 
-class RpcError(Exception):
+
+class RpcError(ChainpayError):
     """Base of every failure talking to a node."""
 
     kind = "rpc"

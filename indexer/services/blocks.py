@@ -22,6 +22,7 @@ from indexer.chain.reader import ChainReader
 from indexer.config import Settings
 from indexer.domain.clock import Clock
 from indexer.domain.confirmation import ChainPosition, confirmations, is_confirmed
+from indexer.domain.errors import ChainpayError
 from indexer.domain.invoice import PaymentState
 from indexer.domain.network import Network
 from indexer.domain.records import Invoice, Payment
@@ -35,15 +36,15 @@ log = logging.getLogger(__name__)
 _PRUNE_EVERY = 64
 
 
-class ReorgDetected(Exception):
+class ReorgDetected(ChainpayError):
     """The next block's parent is not the block the cursor points at: call `rewind()`."""
 
 
-class InvoiceUnreadable(Exception):
+class InvoiceUnreadable(ChainpayError):
     """A transfer goes to an issued address but its invoice could not be read: retry the block."""
 
 
-class CursorMoved(Exception):
+class CursorMoved(ChainpayError):
     """The stored cursor is not where this job expected it (an earlier job did not commit)."""
 
 

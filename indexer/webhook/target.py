@@ -18,7 +18,7 @@ from aiohttp import DefaultResolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from indexer.domain.errors import ValidationError
+from indexer.domain.errors import ChainpayError, ValidationError
 
 MAX_URL_LENGTH = 2048
 
@@ -46,7 +46,7 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
-class ForbiddenTargetError(OSError):
+class ForbiddenTargetError(ChainpayError, OSError):
     """A webhook target resolved to an address we refuse to connect to."""
 
     def __init__(self, address: str) -> None:
