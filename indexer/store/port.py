@@ -7,9 +7,10 @@ is durable. Adapters (indexer.store.duckdb today) implement both; nothing here n
 and no driver exception crosses the port (see indexer.store.errors).
 
 The write contract every adapter keeps (docs/discussions.md, "Invariants"):
-- `fn` may run more than once (an adapter may replay it alone after another job's failure), so
-  it must be pure database work: no clock, no memory changes, no network. Memory follows the
-  database through `on_commit`, which runs once, after the commit, on the event loop.
+- `fn` may run more than once (an adapter may replay it alone after another job's failure, or
+  stage it on the caller's thread first), so it must be pure database work: no clock, no memory
+  changes, no network, no waiting. Memory follows the database through `on_commit`, which runs
+  once, after the commit, on the event loop.
 - A write that raises leaves nothing behind.
 - Events become visible to `WebhookRepository.fan_out` in `seq` order.
 """

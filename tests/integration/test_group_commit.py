@@ -94,7 +94,7 @@ async def test_after_a_big_batch_the_next_one_waits_for_the_rest_of_the_wave(
     # the 16 queue up while the writer is held inside another transaction
     db.linger = 0.5
     gate = threading.Event()
-    held = asyncio.ensure_future(db.write(lambda c: gate.wait(10)))
+    held = asyncio.ensure_future(db.write(lambda c: c.execute("SELECT 1") and gate.wait(10)))
     await asyncio.sleep(0.05)
     wave = [asyncio.ensure_future(db.write(transaction_id)) for _ in range(16)]
     await asyncio.sleep(0.05)
@@ -146,3 +146,26 @@ async def test_a_large_wal_is_checkpointed_in_a_lull_not_in_a_burst(
         await asyncio.sleep(0.05)
     assert not wal.exists() or wal.stat().st_size == 0
     assert [k for k, _ in await rows(db)] == [100, 101, 102, 103, 104]
+
+
+async def test_a_write_that_only_adds_rows_is_staged_before_the_writer(db: Database) -> None:
+    # given a write that only adds rows, and one that reads first
+    staged_on: list[str] = []
+
+    def adds_only(uow) -> str:  # type: ignore[no-untyped-def]
+        staged_on.append(threading.current_thread().name)
+        uow.appends.append(Append("t", ("k", "v"), (300, "staged")))
+        return "added"
+
+    def reads_first(uow) -> int:  # type: ignore[no-untyped-def]
+        uow.execute("INSERT INTO t VALUES (301, 'writer')")
+        return int(uow.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    # when both are written
+    assert await db.write(adds_only) == "added"
+    assert await db.write(reads_first) == 2
+
+    # then the adding one ran once, on the caller's thread (its rows reached the writer ready),
+    # and both committed
+    assert staged_on == [threading.current_thread().name]
+    assert await rows(db) == [(300, "staged"), (301, "writer")]

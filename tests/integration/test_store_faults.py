@@ -173,6 +173,7 @@ async def test_a_stalled_commit_is_answered_503_within_the_bound_and_lands_later
     release = threading.Event()
 
     def frozen(conn):  # type: ignore[no-untyped-def]
+        conn.conn.execute("SELECT 1")  # on the writer's connection (a staged write has none)
         release.wait(10)
         conn.conn.execute("INSERT INTO t VALUES (1, 'late')")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from indexer.store.duckdb.chain import DuckChainRepository
 from indexer.store.duckdb.connection import Append, Connection
 from indexer.store.duckdb.events import DuckEventRepository
@@ -9,6 +11,21 @@ from indexer.store.duckdb.idempotency import DuckIdempotencyRepository
 from indexer.store.duckdb.invoices import DuckInvoiceRepository
 from indexer.store.duckdb.stores import DuckStoreRepository
 from indexer.store.duckdb.webhooks import DuckWebhookRepository
+from indexer.store.errors import StoreError
+
+
+class NeedsTransaction(StoreError):
+    """A staged write asked the database for something: it must run on the writer."""
+
+
+class _Staging:
+    """The connection of a staging unit of work: any use means the write needs the writer."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsTransaction(name)
+
+
+STAGING = cast(Connection, _Staging())
 
 
 class DuckUnitOfWork:
