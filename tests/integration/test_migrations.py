@@ -15,8 +15,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from indexer.store.duckdb import connection as database
-from indexer.store.duckdb.connection import Migration, migrate, migrations
+from indexer.store import sql as database
+from indexer.store.sql import Migration, migrate, migrations
 from indexer.store.duckdb.export import ANALYST_TABLES
 from tests.support.api import TEST_XPUB, write_config
 from tests.support.process import run

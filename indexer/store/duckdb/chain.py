@@ -17,6 +17,7 @@ from indexer.store.duckdb.invariants import InvariantQueries
 from indexer.store.duckdb.invoices import DuckInvoiceRepository
 from indexer.store.duckdb.reconciliation import ReconciliationQueries
 from indexer.store.rows import BLOCKS_KEPT, Cursor, PendingPayment, StoredBlock
+from indexer.store.sql import Connection
 
 # -- cursors and blocks ---------------------------------------------------------------------
 

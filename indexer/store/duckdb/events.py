@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.store.duckdb.connection import Append, Connection, bulk_insert
 from indexer.store.errors import StoreError
 from indexer.store.rows import EventRow
+from indexer.store.sql import Append, Connection, bulk_insert
 
 _COLUMNS = "id, store_id, type, invoice_id, payload::VARCHAR, created_at, seq"
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from indexer.store.duckdb.connection import Append, Connection
 from indexer.store.errors import StoreError
 from indexer.store.rows import IdempotentResponse
+from indexer.store.sql import Append, Connection
 
 
 def response_append(item: IdempotentResponse) -> Append:

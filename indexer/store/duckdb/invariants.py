@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from indexer.domain.records import Invoice
-from indexer.store.duckdb.connection import Connection
 from indexer.store.rows import MissingPayment
+from indexer.store.sql import Connection
 
 
 class InvariantQueries:

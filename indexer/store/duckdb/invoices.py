@@ -9,8 +9,8 @@ from typing import Any
 
 from indexer.domain.invoice import InvoiceException, PaymentState, Status
 from indexer.domain.records import Invoice, Payment
-from indexer.store.duckdb.connection import Append, Connection
 from indexer.store.errors import StoreError
+from indexer.store.sql import Append, Connection
 
 _INVOICE_COLUMNS = (
     "id, store_id, network, asset, amount::VARCHAR, address, address_index, status, exception, "

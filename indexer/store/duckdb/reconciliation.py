@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from indexer.store.duckdb.connection import Connection
+from indexer.store.sql import Connection
 
 
 class ReconciliationQueries:

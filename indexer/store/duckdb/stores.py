@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from indexer.store.duckdb.connection import Connection
 from indexer.store.rows import ApiKeyRow, StoreRow
+from indexer.store.sql import Connection
 
 
 class DuckStoreRepository:

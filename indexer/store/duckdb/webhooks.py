@@ -23,6 +23,7 @@ from indexer.store.rows import (
     NewDelivery,
     PendingDelivery,
 )
+from indexer.store.sql import Connection
 
 # The same id shape as `new_delivery_id`, generated inside DuckDB for set-based fan-out.
 _SQL_DELIVERY_ID = "'dlv_' || replace(gen_random_uuid()::VARCHAR, '-', '')"
