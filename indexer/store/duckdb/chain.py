@@ -12,7 +12,6 @@ from typing import Any
 
 from indexer.domain.records import Invoice, Payment
 from indexer.domain.transfer import Transfer
-from indexer.store.duckdb.connection import Connection
 from indexer.store.duckdb.invariants import InvariantQueries
 from indexer.store.duckdb.invoices import DuckInvoiceRepository
 from indexer.store.duckdb.reconciliation import ReconciliationQueries

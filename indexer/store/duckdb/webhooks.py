@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from indexer.store.duckdb.connection import Connection
 from indexer.store.errors import StaleCursor
 from indexer.store.rows import (
     HOOK_ENDPOINT,
