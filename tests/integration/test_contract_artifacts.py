@@ -11,7 +11,13 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO_ROOT / "indexer" / "chain" / "contracts"
-ARTIFACTS = ["TestToken.json", "Forwarder.json"]
+ARTIFACTS = [
+    "TestToken.json",
+    "Forwarder.json",
+    "AwkwardToken.json",
+    "DepositForwarder.json",
+    "ForwarderFactory.json",
+]
 
 
 def test_rebuilding_from_source_reproduces_committed_artifacts_byte_for_byte(
@@ -43,6 +49,10 @@ def test_rebuilding_from_source_reproduces_committed_artifacts_byte_for_byte(
             {"Transfer", "Approval"},
         ),
         ("Forwarder.json", {"forward", "split"}, set()),
+        ("AwkwardToken.json", {"mint", "transfer", "balanceOf", "decimals", "mode", "setMode"},
+         {"Transfer"}),
+        ("DepositForwarder.json", set(), set()),
+        ("ForwarderFactory.json", {"sweep", "sweepTokens", "depositAddress"}, set()),
     ],
 )  # fmt: skip
 def test_artifacts_expose_the_interface_tests_rely_on(
@@ -53,3 +63,12 @@ def test_artifacts_expose_the_interface_tests_rely_on(
     assert {item["name"] for item in abi if item["type"] == "function"} == functions
     assert {item["name"] for item in abi if item["type"] == "event"} == events
     assert compiled["bytecode"].startswith("0x") and len(compiled["bytecode"]) > 100
+
+
+def test_deposit_contracts_carry_the_runtime_code_that_verify_compares() -> None:
+    # the factory's runtime is what `chainpay contracts verify` compares with eth_getCode
+    factory = json.loads((CONTRACTS / "ForwarderFactory.json").read_text())
+    assert factory["deployedBytecode"].startswith("0x") and len(factory["deployedBytecode"]) > 100
+    # the forwarder self-destructs in its constructor: nothing of it is ever deployed
+    forwarder = json.loads((CONTRACTS / "DepositForwarder.json").read_text())
+    assert forwarder["bytecode"][2:] in factory["bytecode"]
