@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.support.api",
     "tests.support.webhooks",
     "tests.support.browser",
+    "tests.support.postgres",
 ]

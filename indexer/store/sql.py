@@ -72,6 +72,10 @@ def bulk_insert(
     """
     if not rows:
         return
+    insert_rows = getattr(conn, "insert_rows", None)
+    if insert_rows is not None:  # the adapter has a better way (PostgreSQL)
+        insert_rows(table, columns, rows, casts)
+        return
     casts = casts or {}
     selects = ", ".join(f"unnest(?)::{casts[c]}" if c in casts else "unnest(?)" for c in columns)
     values = [list(column) for column in zip(*rows, strict=True)]
@@ -136,3 +140,14 @@ class Append:
     table: str
     columns: tuple[str, ...]
     row: tuple[Any, ...]
+
+
+NO_HORIZON = 2**63 - 1  # one writer: every committed transaction is final
+
+
+def tx_horizon(conn: SqlConnection) -> int:
+    """Transactions below this id are all finished (committed or rolled back), so no event of
+    theirs can still appear. The PostgreSQL connection asks its snapshot; with one writer
+    (DuckDB) every committed transaction is final."""
+    horizon = getattr(conn, "tx_horizon", None)
+    return int(horizon()) if horizon is not None else NO_HORIZON

@@ -16,7 +16,7 @@ from indexer.store.duckdb.invariants import InvariantQueries
 from indexer.store.duckdb.invoices import DuckInvoiceRepository
 from indexer.store.duckdb.reconciliation import ReconciliationQueries
 from indexer.store.rows import BLOCKS_KEPT, Cursor, PendingPayment, StoredBlock
-from indexer.store.sql import Connection
+from indexer.store.sql import Connection, bulk_insert
 
 # -- cursors and blocks ---------------------------------------------------------------------
 
@@ -74,7 +74,10 @@ class DuckChainRepository(ReconciliationQueries, InvariantQueries):
         for block in blocks:
             params += [network, block.number, block.hash, block.parent_hash, block.timestamp]
         self.conn.execute(
-            "INSERT OR REPLACE INTO blocks VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(blocks)),
+            "INSERT INTO blocks VALUES "
+            + ",".join(["(?, ?, ?, ?, ?)"] * len(blocks))
+            + " ON CONFLICT (network, number) DO UPDATE SET hash = excluded.hash, "
+            "parent_hash = excluded.parent_hash, timestamp = excluded.timestamp",
             params,
         )
 
@@ -113,17 +116,13 @@ class DuckChainRepository(ReconciliationQueries, InvariantQueries):
             "AND block_hash IN (SELECT unnest(?))",
             [network, blocks[0][0], blocks[-1][0], [block_hash for _, block_hash in blocks]],
         )
-        select = ", ".join(
-            "unnest(?)::BIGNUM" if column == "amount" else "unnest(?)"
-            for column in _TRANSFER_COLUMNS
-        )
-        for start in range(0, len(transfers), _INSERT_CHUNK):
-            chunk = transfers[start : start + _INSERT_CHUNK]
-            columns = [[getattr(t, column) for t in chunk] for column in _TRANSFER_COLUMNS]
-            columns[-1] = [str(amount) for amount in columns[-1]]
-            self.conn.execute(
-                f"INSERT INTO transfers ({', '.join(_TRANSFER_COLUMNS)}) SELECT {select}", columns
-            )
+        rows = [
+            tuple(str(t.amount) if c == "amount" else getattr(t, c) for c in _TRANSFER_COLUMNS)
+            for t in transfers
+        ]
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            bulk_insert(self.conn, "transfers", _TRANSFER_COLUMNS, chunk, {"amount": "BIGNUM"})
 
     def upsert_payments(self, payments: Sequence[Payment]) -> None:
         """Insert payments; one already known (re-included after a reorg) moves to its new block.

@@ -45,8 +45,8 @@ class DuckIdempotencyRepository:
     def delete_older_than(self, before: datetime, limit: int) -> list[tuple[str, str]]:
         """Delete at most `limit` keys created before `before`; return their (store_id, key)."""
         rows = self.conn.execute(
-            "DELETE FROM idempotency_keys WHERE rowid IN "
-            "(SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?) "
+            "DELETE FROM idempotency_keys WHERE (store_id, key) IN "
+            "(SELECT store_id, key FROM idempotency_keys WHERE created_at < ? LIMIT ?) "
             "RETURNING store_id, key",
             [before, limit],
         ).fetchall()

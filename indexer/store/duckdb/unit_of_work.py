@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from indexer.store.duckdb.chain import DuckChainRepository
-from indexer.store.duckdb.connection import Append, Connection
 from indexer.store.duckdb.events import DuckEventRepository
 from indexer.store.duckdb.idempotency import DuckIdempotencyRepository
 from indexer.store.duckdb.invoices import DuckInvoiceRepository
 from indexer.store.duckdb.stores import DuckStoreRepository
 from indexer.store.duckdb.webhooks import DuckWebhookRepository
 from indexer.store.errors import StoreError
+from indexer.store.sql import Append, Connection
 
 
 class NeedsTransaction(StoreError):

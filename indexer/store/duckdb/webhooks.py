@@ -22,7 +22,23 @@ from indexer.store.rows import (
     NewDelivery,
     PendingDelivery,
 )
-from indexer.store.sql import Connection
+from indexer.store.sql import Connection, tx_horizon
+
+# The outbox position: (the inserting transaction's id, seq), ordered as a pair. Concurrent
+# committers (PostgreSQL) can commit a lower seq after a higher one, but never an older
+# transaction after the horizon has passed it. On DuckDB `tx` is always 0: the position is the
+# seq. It crosses the port as one int (tx in the high bits), opaque to callers.
+_AFTER = "(tx > ? OR (tx = ? AND seq > ?))"
+_SEQ_BITS = 64
+
+
+def position(tx: int, seq: int) -> int:
+    return (tx << _SEQ_BITS) | seq
+
+
+def unpack(cursor: int) -> tuple[int, int]:
+    return cursor >> _SEQ_BITS, cursor & ((1 << _SEQ_BITS) - 1)
+
 
 # The same id shape as `new_delivery_id`, generated inside DuckDB for set-based fan-out.
 _SQL_DELIVERY_ID = "'dlv_' || replace(gen_random_uuid()::VARCHAR, '-', '')"
@@ -118,12 +134,17 @@ class DuckWebhookRepository:
         return len(rows)
 
     def outbox_cursor(self) -> int:
-        row = self.conn.execute("SELECT last_seq FROM outbox_cursor WHERE id = 1").fetchone()
-        return int(row[0]) if row else 0
+        row = self.conn.execute(
+            "SELECT last_tx, last_seq FROM outbox_cursor WHERE id = 1"
+        ).fetchone()
+        return position(int(row[0] or 0), int(row[1])) if row else 0
 
     def has_events_after(self, seq: int) -> bool:
+        tx, last = unpack(seq)
         return (
-            self.conn.execute("SELECT 1 FROM events WHERE seq > ? LIMIT 1", [seq]).fetchone()
+            self.conn.execute(
+                f"SELECT 1 FROM events WHERE {_AFTER} LIMIT 1", [tx, tx, last]
+            ).fetchone()
             is not None
         )
 
@@ -139,16 +160,24 @@ class DuckWebhookRepository:
         little as it can: no insert while no endpoint is enabled, payloads read only for events
         that got a delivery.
         """
-        head = self.conn.execute(
-            "SELECT max(seq), count(*), (SELECT count(*) FROM webhook_endpoints "
-            "WHERE status = 'enabled' AND deleted_at IS NULL) "
-            "FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)",
-            [cursor, limit],
-        ).fetchone()
-        assert head is not None
-        last, count, enabled = head[0], int(head[1]), int(head[2])
-        if not count:
+        tx, seq = unpack(cursor)
+        horizon = tx_horizon(self.conn)
+        picked = self.conn.execute(
+            f"SELECT tx, seq FROM events WHERE {_AFTER} AND tx < ? ORDER BY tx, seq LIMIT ?",
+            [tx, tx, seq, horizon, limit],
+        ).fetchall()
+        if not picked:
             return FanOut(cursor, 0, [], {})
+        count = len(picked)
+        last_tx, last_seq = int(picked[-1][0] or 0), int(picked[-1][1])
+        last = position(last_tx, last_seq)
+        # the picked events: after the cursor, up to and including the last one picked
+        window = f"{_AFTER} AND (tx < ? OR (tx = ? AND seq <= ?))"
+        bounds = [tx, tx, seq, last_tx, last_tx, last_seq]
+        enabled_row = self.conn.execute(
+            "SELECT count(*) FROM webhook_endpoints WHERE status = 'enabled' AND deleted_at IS NULL"
+        ).fetchone()
+        enabled = int(enabled_row[0]) if enabled_row else 0
         rows: list[Any] = []
         if enabled:
             rows = self.conn.execute(
@@ -156,26 +185,26 @@ class DuckWebhookRepository:
                 "next_attempt_at, created_at) "
                 f"SELECT {_SQL_DELIVERY_ID}, e.id, w.id, e.store_id, 'pending', 0, ?, ? "
                 "FROM events e JOIN webhook_endpoints w ON w.store_id = e.store_id "
-                "WHERE e.seq > ? AND e.seq <= ? AND e.type <> ? "
+                f"WHERE {window.replace('tx', 'e.tx').replace('seq', 'e.seq')} AND e.type <> ? "
                 "AND w.status = 'enabled' AND w.deleted_at IS NULL "
                 "AND e.created_at >= w.created_at "
                 "AND (w.events IS NULL OR list_contains(w.events, e.type)) "
                 "RETURNING id, event_id, endpoint_id, store_id, created_at",
-                [now, now, cursor, last, PING],
+                [now, now, *bounds, PING],
             ).fetchall()
         if hook:
             rows += self.conn.execute(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, store_id, status, attempts, "
                 "next_attempt_at, created_at) "
                 f"SELECT {_SQL_DELIVERY_ID}, id, ?, store_id, 'pending', 0, ?, ? FROM events "
-                "WHERE seq > ? AND seq <= ? AND type <> ? "
+                f"WHERE {window} AND type <> ? "
                 "RETURNING id, event_id, endpoint_id, store_id, created_at",
-                [HOOK_ENDPOINT, now, now, cursor, last, PING],
+                [HOOK_ENDPOINT, now, now, *bounds, PING],
             ).fetchall()
         moved = self.conn.execute(
-            "UPDATE outbox_cursor SET last_seq = ? WHERE id = 1 AND last_seq = ? "
-            "RETURNING last_seq",
-            [last, cursor],
+            "UPDATE outbox_cursor SET last_tx = ?, last_seq = ? "
+            "WHERE id = 1 AND coalesce(last_tx, 0) = ? AND last_seq = ? RETURNING last_seq",
+            [last_tx, last_seq, tx, seq],
         ).fetchall()
         if not moved:
             raise StaleCursor(f"the outbox cursor is not at {cursor}")
@@ -183,12 +212,11 @@ class DuckWebhookRepository:
         if rows:
             payloads = dict(
                 self.conn.execute(
-                    "SELECT id, payload FROM events WHERE seq > ? AND seq <= ? "
-                    "AND id IN (SELECT unnest(?))",
-                    [cursor, last, sorted({r[1] for r in rows})],
+                    "SELECT id, payload FROM events WHERE id IN (SELECT unnest(?))",
+                    [sorted({r[1] for r in rows})],
                 ).fetchall()
             )
-        return FanOut(int(last), count, [NewDelivery(*r) for r in rows], payloads)
+        return FanOut(last, count, [NewDelivery(*r) for r in rows], payloads)
 
     def insert_deliveries(self, deliveries: list[NewDelivery]) -> None:
         """Deliveries made by hand (a test ping, a redelivery): due at once."""
