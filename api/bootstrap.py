@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from indexer import metrics
@@ -18,6 +19,7 @@ from indexer.domain.clock import Clock, SystemClock
 from indexer.matcher import AddressMatcher
 from indexer.services.event_reads import EventService
 from indexer.services.invoices import InvoiceService
+from indexer.services.pricing import PriceService
 from indexer.services.stores import StoreService
 from indexer.services.webhooks import WebhookService
 from indexer.store.duckdb.database import Database
@@ -83,6 +85,7 @@ class Gateway:
     matcher: AddressMatcher = field(init=False)
     webhooks: WebhookService = field(init=False)
     events: EventService = field(init=False)
+    prices: PriceService = field(init=False)
     network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     failure: BaseException | None = field(init=False, default=None)  # a worker's ConfigError
@@ -97,8 +100,9 @@ class Gateway:
             raise StoreError("the database needs migrations: run `chainpay migrate`")
         self.matcher = AddressMatcher()
         self.stores = StoreService(self.db, self.clock)
+        self.prices = PriceService(self.settings, self.clock, self.tail_lag)
         self.invoices = InvoiceService(
-            self.db, self.settings, self.stores, self.matcher, self.clock
+            self.db, self.settings, self.stores, self.matcher, self.clock, self.prices
         )
         self.db.read_sync(self.stores.load)
         self.db.read_sync(self.invoices.load)
@@ -131,6 +135,13 @@ class Gateway:
             if task.done() and not task.cancelled():
                 return False, f"worker {task.get_name()} ended: {task.exception()!r}"
         return True, "ok"
+
+    def tail_lag(self, network: str) -> float | None:
+        """Seconds the network's tail is behind; None until it is connected and knows."""
+        status = self.network_status.get(network)
+        if status is None or not status.connected:
+            return None
+        return status.lag_seconds
 
     def networks_ready(self) -> tuple[bool, list[str]]:
         """Chains: ready when at least one network is configured and every one is "ok".
@@ -176,6 +187,7 @@ class Gateway:
                 where = _await_chain(task.get_coro())
                 log.error("worker did not stop within %.0f s; leaving it at:%s", grace, where)
         self._tasks.clear()
+        await self.prices.close()
         await self.db.close()
 
 
@@ -197,6 +209,7 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
         ).run
         for name, network in gateway.settings.networks.items()
     ]  # fmt: skip
+    loops += [partial(gateway.prices.run, name) for name in gateway.prices.networks()]
     if gateway.settings.analytics.export_dir is not None:
         loops.append(PeriodicExporter(gateway.db, gateway.settings.analytics, gateway.clock).run)
     return loops

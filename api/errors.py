@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from indexer.domain.errors import ChainpayError, ConflictError, NotFoundError, ValidationError
+from indexer.domain.pricing import PriceUnavailable
 from indexer.store.errors import StorageUnavailable
 
 log = logging.getLogger("chainpay.api")
@@ -66,6 +67,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(404, "not_found", exc.message)
     except ConflictError as exc:
         return error_response(409, exc.code, exc.message)
+    except PriceUnavailable as exc:  # nothing stored; the reason says what to wait for
+        return web.json_response(
+            {"error": {"code": "price_unavailable", "message": exc.message, "field": "price",
+                       "reason": exc.reason}},
+            status=503,
+            headers={"Retry-After": "10"},
+        )  # fmt: skip
     except StorageUnavailable as exc:  # disk full, read-only, frozen: retry, nothing is lost
         log.warning("storage unavailable on %s %s: %s", request.method, request.rel_url.path, exc)
         return error_response(503, "storage_unavailable", str(exc), headers={"Retry-After": "5"})

@@ -18,6 +18,15 @@ from urllib.parse import urlsplit
 from indexer import preset
 from indexer.domain.errors import ChainpayError
 from indexer.domain.network import Asset, Network
+from indexer.domain.pricing import (
+    CURRENCY_DIGITS,
+    PriceBook,
+    PriceFeed,
+    PricePeg,
+    PricePolicy,
+    parse_tolerance,
+    split_pair,
+)
 
 ENV_PREFIX = "CHAINPAY_"
 DEFAULT_FILE = "chainpay.toml"
@@ -53,6 +62,15 @@ class AnalyticsSettings:
 
 
 @dataclass(frozen=True)
+class PriceSettings:
+    """[prices]: how feeds are trusted (docs/pricing.md). The per-network feeds are in
+    `Settings.price_books`."""
+
+    policy: PricePolicy = field(default_factory=PricePolicy)
+    cache_seconds: float = 5.0  # the last good reading serves requests at most this long
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str
     database: Path
@@ -60,6 +78,9 @@ class Settings:
     networks: dict[str, Network] = field(default_factory=dict)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    prices: PriceSettings = field(default_factory=PriceSettings)
+    price_books: dict[str, PriceBook] = field(default_factory=dict)  # by network name
+    paid_tolerance_ppm: int = 0  # [invoices] paid_tolerance, in millionths of the amount
     duckdb_threads: int = 1
     default_expires_in: int = 900
     monitoring_window: int = 86400
@@ -85,6 +106,7 @@ _TOP_KEYS = {
     "server",
     "analytics",
     "duckdb",
+    "prices",
 }
 
 
@@ -226,7 +248,7 @@ def _build(
         max_concurrency_per_endpoint=_positive(webhooks, "max_concurrency_per_endpoint", int, 4),
     )
     invoices = top.sub("invoices")
-    invoices.only({"default_expires_in", "monitoring_window"})
+    invoices.only({"default_expires_in", "monitoring_window", "paid_tolerance"})
     hooks = top.sub("hooks")
     hooks.only({"on_event"})
     on_event = hooks.get("on_event", str)
@@ -260,6 +282,7 @@ def _build(
     networks_table = top.sub("networks")
     networks = {name: _network(networks_table, name) for name in networks_table.table}
     _one_network_per_chain(networks_table, networks)
+    books = {name: _price_book(networks_table.sub(name), net) for name, net in networks.items()}
     return Settings(
         source=source,
         database=Path(database),
@@ -275,7 +298,89 @@ def _build(
         port=port,
         analytics=analytics_settings,
         duckdb_threads=_positive(duckdb, "threads", int, 1),
+        prices=_price_settings(top.sub("prices")),
+        price_books={name: book for name, book in books.items() if book.feeds or book.pegs},
+        paid_tolerance_ppm=_tolerance(invoices),
     )
+
+
+def _tolerance(invoices: _Reader) -> int:
+    text = invoices.get("paid_tolerance", str, "0%")
+    ppm = parse_tolerance(text)
+    if ppm is None or ppm >= 1_000_000:
+        raise invoices.fail(
+            "paid_tolerance", f'expected a percentage below 100% such as "0.5%", got {text!r}'
+        )
+    return ppm
+
+
+def _price_settings(prices: _Reader) -> PriceSettings:
+    prices.only({"heartbeat_margin_seconds", "max_skew_seconds", "cache_seconds"})
+    margin = _positive(prices, "heartbeat_margin_seconds", int, 120, allow_zero=True)
+    skew = _positive(prices, "max_skew_seconds", int, 3600)
+    cache = float(_positive(prices, "cache_seconds", (int, float), 5.0, allow_zero=True))
+    if cache > 60:
+        raise prices.fail("cache_seconds", "must be at most 60: a price is read at every head")
+    return PriceSettings(PricePolicy(margin, skew), cache)
+
+
+def _price_book(net: _Reader, network: Network) -> PriceBook:
+    """[[networks.NAME.prices]]: `pair` + `feed` + `heartbeat`, or `asset` + `peg`."""
+    value = net.get("prices", list, [])
+    override = net.overrides.get((*net.path, "prices"))
+    source = override[0] if override else net.source
+    feeds: list[PriceFeed] = []
+    pegs: list[PricePeg] = []
+    pairs: set[str] = set()
+    for i, entry in enumerate(value):
+        item = _Reader(entry, source, f"{net.key('prices')}[{i}]", {}, ())
+        item.only({"pair", "feed", "heartbeat", "asset", "peg"})
+        if item.get("peg", str) is not None:
+            peg = _peg(item, network)
+            pair = peg.pair
+            pegs.append(peg)
+        else:
+            feed = _feed(item, network)
+            pair = feed.pair
+            feeds.append(feed)
+        if pair in pairs:
+            raise item.fail("pair", f"{pair} is priced twice on network {network.name!r}")
+        pairs.add(pair)
+    return PriceBook(tuple(feeds), tuple(pegs))
+
+
+def _feed(item: _Reader, network: Network) -> PriceFeed:
+    if item.get("asset", str) is not None:
+        raise item.fail("asset", "only with peg (a feed names its pair)")
+    pair = item.require("pair", str)
+    parts = split_pair(pair)
+    if parts is None:
+        raise item.fail("pair", f'expected "ASSET/CURRENCY" such as "ETH/USD", got {pair!r}')
+    if network.asset(parts[0]) is None and parts[0] not in CURRENCY_DIGITS:
+        raise item.fail(
+            "pair", f"{parts[0]} is neither an asset of network {network.name!r} nor a currency"
+        )
+    address = item.require("feed", str)
+    if not _ADDRESS.match(address) or not _checksum_ok(address):
+        raise item.fail("feed", f"not a valid EIP-55 0x address: {address!r}")
+    heartbeat = item.require("heartbeat", int)
+    if not 1 <= heartbeat <= 7 * 86400:
+        raise item.fail("heartbeat", "must be between 1 and 604800 seconds")
+    return PriceFeed(pair, _to_checksum(address), heartbeat)
+
+
+def _peg(item: _Reader, network: Network) -> PricePeg:
+    for name in ("pair", "feed", "heartbeat"):
+        if item.get(name, (str, int)) is not None:
+            raise item.fail(name, "not with peg: a pegged asset reads no feed")
+    currency = item.require("peg", str)
+    if currency not in CURRENCY_DIGITS:
+        raise item.fail("peg", f"unknown currency {currency!r}")
+    asset = item.require("asset", str)
+    token = network.asset(asset)
+    if token is None or token.is_native:
+        raise item.fail("asset", f"{asset!r} is not a token of network {network.name!r}")
+    return PricePeg(asset, currency)
 
 
 def _one_network_per_chain(parent: _Reader, networks: dict[str, Network]) -> None:
@@ -322,6 +427,7 @@ _NETWORK_KEYS = {
     "block_time",
     "ready_lag_seconds",
     "max_lag_seconds",
+    "prices",
 }
 
 

@@ -230,3 +230,30 @@ TRANSFERS_WITHOUT_PAYMENT = Gauge(
     "Stored transfers to an issued address of the network with no payment row (must be 0)",
     ["network"],
 )
+
+# Price feeds (fiat-priced invoices, docs/pricing.md): per network and pair.
+PRICE_FEED_UPDATED = Gauge(
+    "chainpay_price_feed_updated_timestamp_seconds",
+    "The feed's updatedAt (unix seconds) at the last successful read",
+    ["network", "pair"],
+)
+PRICE_FEED_AGE = Gauge(
+    "chainpay_price_feed_age_seconds",
+    "Seconds between the feed's updatedAt and the last successful read",
+    ["network", "pair"],
+)
+PRICE_FEED_STALE_AFTER = Gauge(
+    "chainpay_price_feed_stale_after_seconds",
+    "Age beyond which the feed's answer is refused: its heartbeat plus the margin",
+    ["network", "pair"],
+)
+PRICE_FEED_ERRORS = Counter(
+    "chainpay_price_feed_errors_total",
+    "Feed reads that failed (reverted, not an aggregator, node error)",
+    ["network", "pair"],
+)
+PRICE_REFUSALS = Counter(
+    "chainpay_price_refusals_total",
+    "Fiat-priced invoices refused with 503 price_unavailable, by reason",
+    ["network", "reason"],
+)

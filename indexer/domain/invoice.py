@@ -2,8 +2,9 @@
 
 Status axis: new -> pending -> paid, or new/pending -> expired (and expired -> paid when the
 money completes within the monitoring window). Exception axis: underpaid, overpaid, paid_late,
-settled by confirmed money only: money still confirming is never reported as a shortfall or a
-surplus.
+underpaid_within_tolerance (paid with confirmed money of at least (1 - paid_tolerance) times
+the amount), settled by confirmed money only: money still confirming is never reported as a
+shortfall or a surplus.
 `docs/invoice-states.md` draws it. Nothing here does I/O, so every rule is unit-tested by table.
 """
 
@@ -26,6 +27,8 @@ class InvoiceException(StrEnum):
     UNDERPAID = "underpaid"
     OVERPAID = "overpaid"
     PAID_LATE = "paid_late"
+    # Paid with less than the amount but no less than (1 - paid_tolerance) of it.
+    UNDERPAID_WITHIN_TOLERANCE = "underpaid_within_tolerance"
 
 
 class PaymentState(StrEnum):
@@ -45,6 +48,8 @@ class EventType(StrEnum):
     ENDPOINT_DISABLED = "webhook_endpoint.disabled"
     PING = "ping"
 
+
+PPM = 1_000_000  # paid_tolerance is kept in millionths of the amount
 
 INVOICE_EVENT_TYPES = tuple(t.value for t in EventType if t.value.startswith("invoice."))
 
@@ -72,6 +77,12 @@ class InvoiceState:
     amount_received: int = 0  # counted, not orphaned (pending + confirmed)
     amount_confirmed: int = 0
     reorg_flagged: bool = False
+    tolerance_ppm: int = 0  # paid_tolerance locked at creation, in millionths of the amount
+
+    @property
+    def paid_threshold(self) -> int:
+        """The least confirmed money that pays the invoice: ceil((1 - tolerance) * amount)."""
+        return -(-self.amount * (PPM - self.tolerance_ppm) // PPM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +130,15 @@ def _next_status(
     if invoice.status is Status.PAID:
         # Paid is final: a reorg deeper than the confirmation depth is flagged, never rewritten.
         # Confirmed money only shrinks in such a reorg, surplus included (it may be refunded).
-        lost = confirmed < invoice.amount_confirmed or confirmed < invoice.amount
+        lost = confirmed < invoice.amount_confirmed or confirmed < invoice.paid_threshold
         flagged = invoice.reorg_flagged or lost
         late = invoice.exception is InvoiceException.PAID_LATE
         return Status.PAID, _paid_exception(invoice, confirmed, late), flagged
-    if confirmed >= invoice.amount:
-        return Status.PAID, _paid_exception(invoice, confirmed, on_time < invoice.amount), False
+    threshold = invoice.paid_threshold
+    if confirmed >= threshold:
+        return Status.PAID, _paid_exception(invoice, confirmed, on_time < threshold), False
     # Money seen in time that covers the amount waits for its confirmations instead of expiring.
-    if now >= invoice.expires_at and on_time < invoice.amount:
+    if now >= invoice.expires_at and on_time < threshold:
         # A shortfall is settled only once no counted money is still confirming: pending money
         # may yet complete the invoice (paid late) or vanish in a reorg.
         settled = received == confirmed
@@ -139,9 +151,12 @@ def _next_status(
 
 def _paid_exception(invoice: InvoiceState, confirmed: int, late: bool) -> InvoiceException | None:
     """Paid late is how it was paid and stays; overpaid follows the confirmed surplus, so extra
-    money still confirming never sets it and a reorg that removes the surplus clears it."""
+    money still confirming never sets it and a reorg that removes the surplus clears it; a
+    shortfall within the tolerance is named, and cleared when the rest confirms."""
     if late:
         return InvoiceException.PAID_LATE
+    if invoice.paid_threshold <= confirmed < invoice.amount:
+        return InvoiceException.UNDERPAID_WITHIN_TOLERANCE
     return InvoiceException.OVERPAID if confirmed > invoice.amount else None
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from indexer.domain.invoice import InvoiceException, InvoiceState, PaymentState, PaymentView, Status
+from indexer.domain.pricing import PriceQuote
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class Invoice:
     created_at: datetime
     updated_at: datetime
     paid_at: datetime | None
+    paid_tolerance_ppm: int = 0  # [invoices] paid_tolerance when it was created
+    price: PriceQuote | None = None  # set when created from a fiat price: the locked quote
 
     def state(self) -> InvoiceState:
         return InvoiceState(
@@ -43,6 +46,7 @@ class Invoice:
             amount_received=self.amount_received,
             amount_confirmed=self.amount_confirmed,
             reorg_flagged=self.reorg_flagged,
+            tolerance_ppm=self.paid_tolerance_ppm,
         )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from indexer.domain.money import format_amount
 from indexer.domain.network import Network
+from indexer.domain.pricing import PriceQuote, legs_json, tolerance_text
 from indexer.domain.records import Invoice, Payment
 
 
@@ -88,7 +89,24 @@ def invoice_view(
         "order_id": invoice.order_id,
         "metadata": invoice.metadata,
         "redirect_url": invoice.redirect_url,
+        "price": price_view(invoice.price),
+        "paid_tolerance": tolerance_text(invoice.paid_tolerance_ppm),
         "payments": [_payment_view(p, network) for p in payments],
+    }
+
+
+def price_view(quote: PriceQuote | None) -> dict[str, Any] | None:
+    """The fiat price an invoice was created from and the locked rate; None for an invoice
+    created in the asset's own units. `source`: feed, cross (two feeds) or peg."""
+    if quote is None:
+        return None
+    return {
+        "amount": quote.amount_text,
+        "currency": quote.currency,
+        "rate": quote.rate.text,
+        "source": quote.source,
+        "quoted_at": iso(quote.quoted_at),
+        "legs": legs_json(quote.legs),
     }
 
 

@@ -23,6 +23,7 @@ from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
 from indexer.domain.ids import looks_like, new_id
 from indexer.domain.invoice import EventType, Status
 from indexer.domain.money import parse_amount
+from indexer.domain.pricing import PriceQuote, PriceUnavailable, parse_price
 from indexer.domain.records import Invoice
 from indexer.domain.view import invoice_view
 from indexer.services.events import invoice_event_from_view
@@ -43,17 +44,32 @@ class AddressWatch(Protocol):
     def add_many(self, addresses: Iterable[str]) -> int: ...
 
 
+class PriceQuoter(Protocol):
+    async def quote(
+        self, network: str, asset: str, currency: str, price_minor: int
+    ) -> tuple[int, PriceQuote]: ...
+
+
+@dataclass(frozen=True)
+class FiatPrice:
+    """The `price` of a create request: minor units (cents) of an ISO currency."""
+
+    minor: int
+    currency: str
+
+
 @dataclass(frozen=True)
 class NewInvoice:
-    """A validated create request."""
+    """A validated create request: `amount` in base units, or a fiat `price` to convert."""
 
     network: str
     asset: str
-    amount: int
+    amount: int | None
     order_id: str | None
     metadata: dict[str, Any] | None
     expires_in: int
     redirect_url: str | None
+    price: FiatPrice | None = None
 
 
 @dataclass(frozen=True)
@@ -72,12 +88,14 @@ class InvoiceService:
         stores: StoreService,
         watch: AddressWatch,
         clock: Clock,
+        pricing: PriceQuoter | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.stores = stores
         self.watch = watch
         self.clock = clock
+        self.pricing = pricing
         self._idempotent: dict[tuple[str, str], IdempotentResponse] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Future[Reply]] = {}
 
@@ -135,6 +153,7 @@ class InvoiceService:
         self, store: Store, cmd: NewInvoice, idempotency_key: str | None, request_hash: str
     ) -> Reply:
         network = self.settings.networks[cmd.network]
+        amount, quote = await self._amount(cmd)  # before the address: a refusal spends none
         now = self.clock.now()
         index, address = self.stores.allocate_address(store)
         expires_at = now + timedelta(seconds=cmd.expires_in)
@@ -143,7 +162,7 @@ class InvoiceService:
             store_id=store.id,
             network=cmd.network,
             asset=cmd.asset,
-            amount=cmd.amount,
+            amount=amount,
             address=address,
             address_index=index,
             status=Status.NEW,
@@ -159,6 +178,8 @@ class InvoiceService:
             created_at=now,
             updated_at=now,
             paid_at=None,
+            paid_tolerance_ppm=self.settings.paid_tolerance_ppm,
+            price=quote,
         )
         body = invoice_view(invoice, [], network, self.settings.public_url)
         text = json.dumps(body, separators=(",", ":"))  # serialised once: response, event, replay
@@ -184,6 +205,16 @@ class InvoiceService:
 
         await self.db.write(write, on_commit=committed)
         return Reply(201, body, text=text)
+
+    async def _amount(self, cmd: NewInvoice) -> tuple[int, PriceQuote | None]:
+        """The invoice's amount in base units: as asked, or converted from its fiat price at the
+        rate read now (PriceUnavailable, a 503, when no trustworthy rate can be had)."""
+        if cmd.price is None:
+            assert cmd.amount is not None  # parse_new_invoice asks for one or the other
+            return cmd.amount, None
+        if self.pricing is None:
+            raise PriceUnavailable("no_route", "this gateway reads no price feeds")
+        return await self.pricing.quote(cmd.network, cmd.asset, cmd.price.currency, cmd.price.minor)
 
     async def prune_idempotency(self, limit: int = PRUNE_BATCH) -> int:
         """Forget up to `limit` keys older than the window; return how many went.
@@ -261,7 +292,9 @@ def parse_new_invoice(payload: object, settings: Settings) -> NewInvoice:
     """Validate a create request body; every error names the field."""
     if not isinstance(payload, dict):
         raise ValidationError("invalid_body", "the request body must be a JSON object", None)
-    allowed = {"network", "asset", "amount", "order_id", "metadata", "expires_in", "redirect_url"}
+    allowed = {
+        "network", "asset", "amount", "price", "order_id", "metadata", "expires_in", "redirect_url",
+    }  # fmt: skip
     for name in payload:
         if name not in allowed:
             raise ValidationError("unknown_field", f"unknown field {name!r}", str(name)[:100])
@@ -285,9 +318,7 @@ def parse_new_invoice(payload: object, settings: Settings) -> NewInvoice:
             f"unknown asset {asset_symbol[:32]!r} on {network_name} (known: {known})",
             "asset",
         )
-    if "amount" not in payload:
-        raise ValidationError("invalid_amount", "amount is required", "amount")
-    amount = parse_amount(payload["amount"], asset.decimals)
+    amount, price = _amount_or_price(payload, settings, network_name, asset_symbol, asset.decimals)
     order_id = _optional_text(payload, "order_id", 200)
     metadata = payload.get("metadata")
     if metadata is not None:
@@ -317,7 +348,37 @@ def parse_new_invoice(payload: object, settings: Settings) -> NewInvoice:
         metadata=metadata,
         expires_in=expires_in,
         redirect_url=redirect_url,
+        price=price,
     )
+
+
+def _amount_or_price(
+    payload: dict[str, Any], settings: Settings, network: str, asset: str, decimals: int
+) -> tuple[int | None, FiatPrice | None]:
+    """Exactly one of `amount` (the asset's units) and `price` (a fiat amount to convert)."""
+    if "amount" in payload and "price" in payload:
+        raise ValidationError("amount_and_price", "send either amount or price, not both", "price")
+    if "price" not in payload:
+        if "amount" not in payload:
+            raise ValidationError("invalid_amount", "amount (or price) is required", "amount")
+        return parse_amount(payload["amount"], decimals), None
+    price = payload["price"]
+    if not isinstance(price, dict) or set(price) != {"amount", "currency"}:
+        raise ValidationError(
+            "invalid_price",
+            'price must be an object {"amount": "49.99", "currency": "USD"}',
+            "price",
+        )
+    book = settings.price_books.get(network)
+    known = book.currencies() if book is not None else set()
+    minor, currency = parse_price(price["amount"], price["currency"], known)
+    if book is None or book.route(asset, currency) is None:
+        raise ValidationError(
+            "unknown_pair",
+            f"no price feed or peg gives {asset} in {currency} on {network}",
+            "price.currency",
+        )
+    return None, FiatPrice(minor, currency)
 
 
 def _optional_text(payload: dict[str, Any], name: str, limit: int) -> str | None:

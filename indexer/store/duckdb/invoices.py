@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from indexer.domain.invoice import InvoiceException, PaymentState, Status
+from indexer.domain.pricing import PriceQuote, Rate, legs_from_json, legs_json
 from indexer.domain.records import Invoice, Payment
 from indexer.store.errors import StoreError
 from indexer.store.sql import Append, Connection
@@ -15,7 +16,9 @@ from indexer.store.sql import Append, Connection
 _INVOICE_COLUMNS = (
     "id, store_id, network, asset, amount::VARCHAR, address, address_index, status, exception, "
     "amount_received::VARCHAR, amount_confirmed::VARCHAR, reorg_flagged, order_id, "
-    "metadata::VARCHAR, redirect_url, expires_at, monitoring_until, created_at, updated_at, paid_at"
+    "metadata::VARCHAR, redirect_url, expires_at, monitoring_until, created_at, updated_at, "
+    "paid_at, paid_tolerance_ppm, price_amount, price_currency, price_rate, price_source, "
+    "price_legs::VARCHAR, priced_at"
 )
 _PAYMENT_COLUMNS = (
     "network, tx_hash, log_index, invoice_id, store_id, address, asset, amount::VARCHAR, counted, "
@@ -46,6 +49,22 @@ def _invoice(row: Sequence[Any]) -> Invoice:
         created_at=row[17],
         updated_at=row[18],
         paid_at=row[19],
+        paid_tolerance_ppm=row[20],
+        price=_quote(row[21:27]),
+    )
+
+
+def _quote(cols: Sequence[Any]) -> PriceQuote | None:
+    amount, currency, rate, source, legs, priced_at = cols
+    if amount is None:
+        return None
+    return PriceQuote(
+        currency=currency,
+        amount_minor=int(amount),
+        rate=Rate.parse(rate),
+        source=source,
+        legs=legs_from_json(json.loads(legs)),
+        quoted_at=priced_at,
     )
 
 
@@ -92,12 +111,20 @@ _INSERT_COLUMNS = (
     "created_at",
     "updated_at",
     "paid_at",
+    "paid_tolerance_ppm",
+    "price_amount",
+    "price_currency",
+    "price_rate",
+    "price_source",
+    "price_legs",
+    "priced_at",
 )
 _CASTS = {
     "amount": "BIGNUM",
     "amount_received": "BIGNUM",
     "amount_confirmed": "BIGNUM",
     "metadata": "JSON",
+    "price_legs": "JSON",
     "address_index": "BIGINT",
 }
 
@@ -124,6 +151,21 @@ def invoice_row(inv: Invoice) -> tuple[Any, ...]:
         inv.created_at,
         inv.updated_at,
         inv.paid_at,
+        inv.paid_tolerance_ppm,
+        *_quote_row(inv.price),
+    )
+
+
+def _quote_row(quote: PriceQuote | None) -> tuple[Any, ...]:
+    if quote is None:
+        return (None,) * 6
+    return (
+        quote.amount_minor,
+        quote.currency,
+        quote.rate.text,
+        quote.source,
+        json.dumps(legs_json(quote.legs)),
+        quote.quoted_at,
     )
 
 
