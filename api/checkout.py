@@ -81,6 +81,9 @@ class Checkout:
             "expires_in": max(int((self.invoice.expires_at - now).total_seconds()), 0),
             "order_id": view["order_id"],
             "redirect_url": view["redirect_url"] if paid else None,
+            # The fiat price the amount was converted from, and the locked rate: what the
+            # customer is told they pay, and why this many units of the asset.
+            "price": _public_price(view["price"], view["asset"]),
         }
 
     def confirmations(self) -> tuple[int, int]:
@@ -96,6 +99,18 @@ class Checkout:
         """EIP-681 URI for what is still to pay (the full amount until something arrives)."""
         units = self.due_units or self.invoice.amount
         return payment_uri(self.network, self.invoice.asset, self.invoice.address, units)
+
+
+def _public_price(price: dict[str, Any] | None, asset: str) -> dict[str, Any] | None:
+    if price is None:
+        return None
+    rate = "1 (pegged)" if price["source"] == "peg" else price["rate"]
+    return {
+        "amount": price["amount"],
+        "currency": price["currency"],
+        "rate_text": f"1 {asset} = {rate} {price['currency']}",
+        "quoted_at": price["quoted_at"],
+    }
 
 
 def page_state(invoice: Invoice) -> str:

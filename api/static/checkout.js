@@ -119,6 +119,9 @@
     }
     lastDue = s.amount_due;
 
+    var tolerance = root.querySelector('[data-show="tolerance"]');
+    if (tolerance) tolerance.hidden = s.exception !== "underpaid_within_tolerance";
+
     if (FINAL[state] && s.redirect_url) {
       Array.prototype.forEach.call(root.querySelectorAll('[data-field="redirect_link"]'), function (a) {
         a.href = s.redirect_url;

@@ -207,7 +207,7 @@ async def test_pages_carry_security_headers_and_status_reveals_no_metadata(
     assert set(body) == {
         "id", "state", "status", "exception", "amount", "amount_due", "amount_received",
         "amount_confirmed", "amount_pending", "asset", "network", "address", "payment_uri", "confirmations", "expires_at",
-        "expires_in", "order_id", "redirect_url",
+        "expires_in", "order_id", "redirect_url", "price",
     }  # fmt: skip
     assert body["order_id"] == "A-9" and body["redirect_url"] is None
     assert missing_status == 404

@@ -17,6 +17,7 @@ ARTIFACTS = [
     "AwkwardToken.json",
     "DepositForwarder.json",
     "ForwarderFactory.json",
+    "TestAggregator.json",
 ]
 
 
@@ -53,6 +54,9 @@ def test_rebuilding_from_source_reproduces_committed_artifacts_byte_for_byte(
          {"Transfer"}),
         ("DepositForwarder.json", set(), set()),
         ("ForwarderFactory.json", {"sweep", "sweepTokens", "depositAddress"}, set()),
+        ("TestAggregator.json", {"decimals", "description", "version", "reverts", "setAnswer",
+                                 "setRound", "setReverts", "latestRoundData", "getRoundData"},
+         set()),
     ],
 )  # fmt: skip
 def test_artifacts_expose_the_interface_tests_rely_on(

@@ -16,6 +16,7 @@ const contracts = [
   ["AwkwardToken", "AwkwardToken"],
   ["DepositForwarder", "DepositForwarder"],
   ["DepositForwarder", "ForwarderFactory"],
+  ["TestAggregator", "TestAggregator"],
 ];
 const withRuntime = new Set(["DepositForwarder", "ForwarderFactory"]);
 
