@@ -40,8 +40,16 @@ async def _command(request: web.Request, *names: str) -> dict[str, str]:
 
 @routes.post("/admin/stores")
 async def create_store(request: web.Request) -> web.Response:
+    """An xpub store ({"name", "evm_xpub"}) or a forwarder store ({"name", "treasuries"})."""
+    raw = parse_json(request, await read_body(request))
+    stores = request.app[GATEWAY].stores
+    if isinstance(raw, dict) and "treasuries" in raw:
+        store, key = await stores.create_forwarder_store(raw.get("name"), raw["treasuries"])
+        return web.json_response(
+            {"store_id": store.id, "api_key": key.secret, "key_id": key.key_id}, status=201
+        )
     body = await _command(request, "name", "evm_xpub")
-    store, key = await request.app[GATEWAY].stores.create_store(body["name"], body["evm_xpub"])
+    store, key = await stores.create_store(body["name"], body["evm_xpub"])
     return web.json_response(
         {"store_id": store.id, "api_key": key.secret, "key_id": key.key_id}, status=201
     )
@@ -73,6 +81,27 @@ async def backup(request: web.Request) -> web.Response:
     except StoreError as exc:
         raise ApiError(409, "backup_failed", str(exc)) from None
     return web.json_response(summary)
+
+
+@routes.post("/admin/sweep")
+async def sweep(request: web.Request) -> web.Response:
+    from api.command import UsageError  # local: api.command imports this module
+    from api.contracts import sweep_plan
+
+    body = parse_json(request, await read_body(request))
+    gateway = request.app[GATEWAY]
+    if not isinstance(body, dict) or not isinstance(body.get("network"), str):
+        raise ApiError(400, "invalid_network", "network is required (a string)", "network")
+    network = gateway.settings.network(body["network"])
+    if network is None:
+        raise ApiError(400, "unknown_network", f"unknown network {body['network']!r}", "network")
+    try:
+        plan = await sweep_plan(
+            gateway.db, gateway.stores, network, body.get("asset"), body.get("min_value")
+        )
+    except UsageError as exc:
+        raise ApiError(409, "sweep_failed", str(exc)) from None
+    return web.json_response(plan)
 
 
 @routes.post("/admin/keys/{key_id}/revoke")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from indexer import metrics
+from indexer import forwarder, metrics
 from indexer.config import ConfigError, Settings
 from indexer.domain.clock import Clock, SystemClock
 from indexer.matcher import AddressMatcher
@@ -99,7 +99,11 @@ class Gateway:
         elif self.db.pending_migrations():
             raise StoreError("the database needs migrations: run `chainpay migrate`")
         self.matcher = AddressMatcher()
-        self.stores = StoreService(self.db, self.clock)
+        self.stores = StoreService(
+            self.db,
+            self.clock,
+            {name: forwarder.factory_for(net) for name, net in self.settings.networks.items()},
+        )
         self.prices = PriceService(self.settings, self.clock, self.tail_lag)
         self.invoices = InvoiceService(
             self.db, self.settings, self.stores, self.matcher, self.clock, self.prices

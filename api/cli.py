@@ -19,12 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from api import admin, copies, dev, startup
+from api import admin, contracts, copies, dev, startup
 from api.app import ApiRunner, build_app
-from api.bootstrap import Gateway, background_loops
+from api.bootstrap import Gateway, background_loops, open_storage
 from api.command import Handler, UsageError, call_admin, settings_from
 from api.logs import configure_logging
-from indexer import deriver
+from indexer import deriver, forwarder
 from indexer.config import ConfigError, Settings
 from indexer.domain.clock import SystemClock
 from indexer.domain.errors import ChainpayError, ConflictError, NotFoundError, ValidationError
@@ -101,8 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create = store.add_parser("create", help="create a store and print its first API key")
     create.add_argument("--name", required=True)
-    create.add_argument(
-        "--evm-xpub", required=True, help="account xpub for m/44'/60'/0' (or its /0 chain)"
+    mode = create.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--evm-xpub", help="xpub mode: account xpub for m/44'/60'/0' (or its /0 chain)"
+    )
+    mode.add_argument(
+        "--treasury",
+        action="append",
+        metavar="NETWORK=0xADDRESS",
+        help="forwarder mode: the EIP-55 treasury on a network (repeat for each network)",
     )
     create.add_argument("--json", action="store_true", help='print only {"store_id", "api_key"}')
     create.set_defaults(command="store", command_key="store create")
@@ -122,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     COMMANDS["key revoke"] = cmd_key_revoke
 
     COMMANDS.update(copies.add_parsers(sub))  # export, backup, restore
+    COMMANDS.update(contracts.add_parsers(sub))  # contracts deploy|verify, sweep
     COMMANDS.update(dev.add_parsers(sub, serve))  # dev, dev pay: on the same serve loop
     return parser
 
@@ -200,11 +208,15 @@ async def serve(
 # -- migrate ---------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    db = Database(settings.database)
+    db = open_storage(settings)
     applied = db.migrate()
+    where: object = settings.database
+    if settings.postgres_url is not None:
+        from indexer.store.postgres.database import redacted
+
+        where = redacted(settings.postgres_url)
     print(
-        f"{settings.database}: applied {len(applied)} migration(s)"
-        + "".join(f"\n  {m.name}" for m in applied)
+        f"{where}: applied {len(applied)} migration(s)" + "".join(f"\n  {m.name}" for m in applied)
     )
     asyncio.run(db.close())
     return 0
@@ -215,8 +227,8 @@ def _offline(
     settings: Settings, action: Callable[[Database, StoreService], dict[str, Any]]
 ) -> dict[str, Any] | None:
     try:
-        db = Database(settings.database)
-    except DatabaseLocked:
+        db = open_storage(settings)
+    except DatabaseLocked:  # a running gateway owns the DuckDB file: go through its socket
         return None
     try:
         db.migrate()
@@ -229,6 +241,8 @@ def _offline(
 
 def cmd_store_create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.treasury is not None:
+        return _create_forwarder_store(settings, args)
 
     def offline(db: Database, service: StoreService) -> dict[str, Any]:
         store, key, _ = db.write_sync(
@@ -240,6 +254,30 @@ def cmd_store_create(args: argparse.Namespace) -> int:
         settings, "/admin/stores", {"name": args.name, "evm_xpub": args.evm_xpub}
     )
     _print_key(result, args.json, f"Created store {result['store_id']} ({args.name}).")
+    return 0
+
+
+def _create_forwarder_store(settings: Settings, args: argparse.Namespace) -> int:
+    treasuries: dict[str, str] = {}
+    for item in args.treasury:
+        network, sep, address = item.partition("=")
+        if not sep or not network or network in treasuries:
+            raise UsageError(f"--treasury {item!r}: expected NETWORK=0xADDRESS, once per network")
+        treasuries[network] = address
+
+    def offline(db: Database, service: StoreService) -> dict[str, Any]:
+        service.factories = {n: forwarder.factory_for(net) for n, net in settings.networks.items()}
+        named = {n: net for n, net in settings.networks.items() if n in treasuries}
+        asyncio.run(service.verify_factories(named))
+        store, key, _ = db.write_sync(
+            lambda c: service.create_forwarder_store_tx(c, args.name, treasuries)
+        )
+        return {"store_id": store.id, "api_key": key.secret, "key_id": key.key_id}
+
+    result = _offline(settings, offline) or call_admin(
+        settings, "/admin/stores", {"name": args.name, "treasuries": treasuries}
+    )
+    _print_key(result, args.json, f"Created forwarder store {result['store_id']} ({args.name}).")
     return 0
 
 

@@ -180,7 +180,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "id": {"type": "string"},
             "name": {"type": "string"},
-            "evm_xpub": {"type": "string"},
+            "address_mode": {"enum": ["xpub", "forwarder"]},
+            "evm_xpub": {"type": ["string", "null"]},
+            "treasuries": {"type": "object", "additionalProperties": {"type": "string"}},
             "networks": {"type": "object"},
         },
     },

@@ -428,6 +428,7 @@ _NETWORK_KEYS = {
     "ready_lag_seconds",
     "max_lag_seconds",
     "prices",
+    "forwarder_factory",
 }
 
 
@@ -497,7 +498,18 @@ def _network(parent: _Reader, name: str) -> Network:
         ready_lag_seconds=ready_lag,
         max_lag_seconds=max_lag,
         preset=net.get("preset", str),
+        forwarder_factory=_factory(net),
     )
+
+
+def _factory(net: _Reader) -> str | None:
+    """`forwarder_factory`: optional when the factory sits at its deterministic address."""
+    value: str | None = net.get("forwarder_factory", str)
+    if value is None:
+        return None
+    if not _ADDRESS.match(value) or _to_checksum(value) != value:
+        raise net.fail("forwarder_factory", f"expected an EIP-55 checksummed address: {value!r}")
+    return value
 
 
 def _preset_of(net: _Reader) -> dict[str, Any]:

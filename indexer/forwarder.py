@@ -32,7 +32,10 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from indexer.chain.errors import RpcError
+from indexer.chain.rpc import JsonRpcClient
 from indexer.domain.errors import ValidationError
+from indexer.domain.network import Network
 
 # The deterministic-deployment proxy (github.com/Arachnid/deterministic-deployment-proxy), at the
 # same address on most EVM chains: a call with data = salt ++ init code CREATE2s the init code.
@@ -80,6 +83,24 @@ def create2_address(deployer: str, salt: bytes, init_code_hash: bytes) -> str:
 def deterministic_factory() -> str:
     """Where the proxy puts the factory: the same address on every chain that has the proxy."""
     return create2_address(DEPLOYER_PROXY, FACTORY_SALT, keccak(artifacts().factory_init))
+
+
+def factory_for(network: Network) -> str:
+    """The factory new forwarder stores use on `network`: configured, or the deterministic one."""
+    return network.forwarder_factory or deterministic_factory()
+
+
+async def factory_problem(client: JsonRpcClient, factory: str) -> str | None:
+    """None when the chain holds exactly the artifact's runtime at `factory`; else why not."""
+    try:
+        code = await client.call("eth_getCode", [factory, "latest"])
+    except RpcError as exc:
+        return f"the node did not answer ({exc})"
+    if not isinstance(code, str) or code in ("0x", "0x0", ""):
+        return f"no contract at {factory}"
+    if not runtime_matches(code):
+        return f"the code at {factory} differs from chainpay's ForwarderFactory artifact"
+    return None
 
 
 def forwarder_init_code(treasury: str) -> bytes:

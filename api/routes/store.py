@@ -19,7 +19,9 @@ async def get_store(request: web.Request) -> web.Response:
             "id": store.id,
             "object": "store",
             "name": store.name,
-            "evm_xpub": store.xpub.original,
+            "address_mode": store.mode,
+            "evm_xpub": store.xpub.original if store.xpub is not None else None,
+            "treasuries": {n: t.treasury for n, t in store.treasuries.items()},
             "created_at": store.created_at_iso,
             "networks": {
                 name: {

@@ -38,6 +38,8 @@ class Network:
     block_time: float = 12.0  # seconds between blocks: turns block counts into time and back
     ready_lag_seconds: float = 48.0  # /readyz: not ready once this far behind (or unreachable)
     max_lag_seconds: float = 120.0  # the ChainpayNetworkLagging alert's threshold
+    # Forwarder stores: the ForwarderFactory (EIP-55); None means its deterministic address.
+    forwarder_factory: str | None = None
     _by_symbol: dict[str, Asset] = field(default_factory=dict, compare=False, repr=False)
     _by_contract: dict[str, Asset] = field(default_factory=dict, compare=False, repr=False)
 

@@ -155,7 +155,7 @@ class InvoiceService:
         network = self.settings.networks[cmd.network]
         amount, quote = await self._amount(cmd)  # before the address: a refusal spends none
         now = self.clock.now()
-        index, address = self.stores.allocate_address(store)
+        index, address = self.stores.allocate_address(store, cmd.network)
         expires_at = now + timedelta(seconds=cmd.expires_in)
         invoice = Invoice(
             id=new_id("inv"),

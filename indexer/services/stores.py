@@ -1,4 +1,8 @@
-"""Stores and API keys: creation, revocation, and authentication from an in-memory index.
+"""Stores and API keys: creation, revocation, authentication, and each store's deposit addresses.
+
+A store issues addresses in one of two modes: `xpub` (BIP32 public derivation) or `forwarder`
+(CREATE2 addresses that can only pay the store's treasury on each network, indexer.forwarder).
+Both take the next per-store index from memory, so concurrent requests never share an address.
 
 Keys are 256 random bits shown once; only their SHA-256 is stored. Authentication hashes the
 presented key and looks the digest up in memory (rebuilt from DuckDB at start), then compares
@@ -12,14 +16,17 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from indexer import deriver
+from indexer import deriver, forwarder
+from indexer.chain.rpc import JsonRpcClient
 from indexer.domain.clock import Clock
 from indexer.domain.errors import ConflictError, NotFoundError, ValidationError
 from indexer.domain.ids import looks_like, new_id
+from indexer.domain.network import Network
 from indexer.store.port import Storage, UnitOfWork
-from indexer.store.rows import ApiKeyRow, StoreRow
+from indexer.store.rows import ApiKeyRow, StoreRow, TreasuryRow
 from indexer.wallet import ExtendedPublicKey, parse_xpub
 
 log = logging.getLogger(__name__)
@@ -32,8 +39,18 @@ POOL_LOW = 512
 class Store:
     id: str
     name: str
-    xpub: ExtendedPublicKey
+    xpub: ExtendedPublicKey | None  # None for a forwarder store
     created_at_iso: str
+    salt_secret: bytes | None = None  # forwarder stores only; never shown
+    treasuries: dict[str, TreasuryRow] = field(default_factory=dict)  # by network
+
+    @property
+    def mode(self) -> str:
+        return "xpub" if self.xpub is not None else "forwarder"
+
+
+class ForwarderUnavailable(ValidationError):
+    """A forwarder address was asked for on a network whose factory is not verified."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,15 @@ class NewKey:
     secret: str  # shown once, never stored
 
 
+def store_from_row(row: StoreRow, treasuries: dict[str, TreasuryRow]) -> Store:
+    created = row.created_at.isoformat()
+    if row.address_mode == "forwarder":
+        assert row.salt_secret is not None
+        return Store(row.id, row.name, None, created, bytes.fromhex(row.salt_secret), treasuries)
+    assert row.evm_xpub is not None
+    return Store(row.id, row.name, parse_xpub(row.evm_xpub), created)
+
+
 def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -50,9 +76,15 @@ def hash_key(secret: str) -> str:
 class StoreService:
     """Owns the in-memory view of stores, keys and each store's next HD index."""
 
-    def __init__(self, db: Storage, clock: Clock) -> None:
+    def __init__(
+        self, db: Storage, clock: Clock, factories: Mapping[str, str] | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        # network -> the factory new forwarder stores derive under (config or deterministic)
+        self.factories = dict(factories or {})
+        # (network, factory lowercase) whose on-chain code matched the artifact
+        self.verified: set[tuple[str, str]] = set()
         self.stores: dict[str, Store] = {}
         self._keys: dict[str, tuple[str, str]] = {}  # key hash -> (key id, store id)
         self._key_ids: dict[str, str] = {}  # key id -> key hash
@@ -62,10 +94,11 @@ class StoreService:
 
     def load(self, uow: UnitOfWork) -> None:
         """Rebuild the in-memory indexes from DuckDB (at start-up)."""
+        treasuries: dict[str, dict[str, TreasuryRow]] = {}
+        for treasury in uow.stores.all_treasuries():
+            treasuries.setdefault(treasury.store_id, {})[treasury.network] = treasury
         for row in uow.stores.all_stores():
-            self.stores[row.id] = Store(
-                row.id, row.name, parse_xpub(row.evm_xpub), row.created_at.isoformat()
-            )
+            self.stores[row.id] = store_from_row(row, treasuries.get(row.id, {}))
         for key in uow.stores.active_api_keys():
             self._keys[key.key_hash] = (key.id, key.store_id)
             self._key_ids[key.id] = key.key_hash
@@ -89,12 +122,14 @@ class StoreService:
         self._next_index[store_id] = index + 1
         return index
 
-    def allocate_address(self, store: Store) -> tuple[int, str]:
-        """The next HD index and its address, from the pre-derived pool when it has it.
+    def allocate_address(self, store: Store, network: str) -> tuple[int, str]:
+        """The next index and its address on `network`.
 
-        Derivation costs ~70 us of CPU holding the GIL; a worker process derives ahead
-        (`indexer.deriver`), so requests usually only pop a ready address.
+        xpub: from the pre-derived pool when it has it (derivation costs ~70 us of CPU holding
+        the GIL; a worker process derives ahead, `indexer.deriver`). forwarder: two keccaks.
         """
+        if store.xpub is None:
+            return self._forwarder_address(store, network)
         index = self.allocate_index(store.id)
         pool = self._pools.setdefault(store.id, {})
         address = pool.pop(index, None) or store.xpub.address(index)
@@ -102,14 +137,68 @@ class StoreService:
             self._refill(store, self._next_index[store.id] + len(pool))
         return index, address
 
+    def _forwarder_address(self, store: Store, network: str) -> tuple[int, str]:
+        treasury = store.treasuries.get(network)
+        if treasury is None:
+            raise ValidationError(
+                "no_treasury", f"this store has no treasury on {network}", "network"
+            )
+        if (network, treasury.factory.lower()) not in self.verified:
+            raise ForwarderUnavailable(
+                "forwarder_unavailable",
+                f"the forwarder factory {treasury.factory} on {network} is not verified (its "
+                "code is missing or differs from chainpay's artifact, or the node did not "
+                "answer): no deposit address is issued there until `chainpay contracts verify` "
+                "passes",
+                "network",
+            )
+        assert store.salt_secret is not None
+        index = self.allocate_index(store.id)
+        salt = forwarder.deposit_salt(store.salt_secret, index)
+        return index, forwarder.deposit_address(treasury.factory, treasury.treasury, salt)
+
+    def mark_verified(self, network: str, factory: str) -> None:
+        self.verified.add((network, factory.lower()))
+
+    async def verify_factories(self, networks: Mapping[str, Network]) -> dict[str, str]:
+        """Check every factory in use against the chain; problems by "network factory".
+
+        Only a factory whose code matches byte for byte is marked verified: forwarder addresses
+        are issued on a network only then (a missing or different factory could never sweep
+        them, or might sweep them somewhere else).
+        """
+        problems: dict[str, str] = {}
+        for name, factory in sorted(self.forwarder_factories()):
+            network = networks.get(name)
+            if network is None:
+                problems[f"{name} {factory}"] = "the network is not configured"
+                continue
+            async with JsonRpcClient(network.rpc_url, name, timeout=10.0) as client:
+                problem = await forwarder.factory_problem(client, factory)
+            if problem is None:
+                self.mark_verified(name, factory)
+            else:
+                problems[f"{name} {factory}"] = problem
+        return problems
+
+    def forwarder_factories(self) -> set[tuple[str, str]]:
+        """(network, factory) pairs the stores and the config use, to verify at start."""
+        pairs = {(n, f) for n, f in self.factories.items()}
+        for store in self.stores.values():
+            pairs.update((n, t.factory) for n, t in store.treasuries.items())
+        return pairs
+
     def prefill(self) -> None:
         """Start deriving every store's next addresses now, so the first invoices find them."""
         for store in self.stores.values():
+            if store.xpub is None:
+                continue
             pool = self._pools.setdefault(store.id, {})
             if store.id not in self._refilling:
                 self._refill(store, self._next_index.get(store.id, 0) + len(pool))
 
     def _refill(self, store: Store, start: int) -> None:
+        assert store.xpub is not None
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -134,6 +223,7 @@ class StoreService:
             )
             return
         addresses = future.result()
+        assert store.xpub is not None
         # Money goes to these addresses: check the worker against this process's own
         # derivation before any of its output is handed out.
         if not addresses or addresses[0] != store.xpub.address(start):
@@ -166,7 +256,7 @@ class StoreService:
     ) -> tuple[Store, NewKey, ApiKeyRow]:
         """Create a store and its first key inside the caller's transaction (no memory change)."""
         row, xpub = self.prepare_store(name, evm_xpub)
-        if uow.stores.store_by_chain(row.xpub_chain) is not None:
+        if uow.stores.store_by_chain(xpub.fingerprint) is not None:
             raise ConflictError(
                 "xpub_in_use",
                 "another store already uses this extended public key; two stores on one key "
@@ -175,6 +265,53 @@ class StoreService:
         uow.stores.insert_store(row)
         key, key_row = self._insert_key(uow, row.id)
         return Store(row.id, row.name, xpub, row.created_at.isoformat()), key, key_row
+
+    def create_forwarder_store_tx(
+        self, uow: UnitOfWork, name: object, treasuries: object
+    ) -> tuple[Store, NewKey, ApiKeyRow]:
+        """A forwarder store with its treasuries (network -> EIP-55 address) and first key.
+
+        Each network must have a verified factory: an address chainpay issues there must be
+        one the factory can later sweep, byte for byte the contract this code derives for.
+        """
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise ValidationError("invalid_name", "name must be 1-200 characters", "name")
+        if not isinstance(treasuries, dict) or not treasuries:
+            raise ValidationError(
+                "invalid_treasury", "a forwarder store needs a treasury on a network", "treasury"
+            )
+        now = self.clock.now()
+        row = StoreRow(
+            id=new_id("st"),
+            name=name.strip(),
+            evm_xpub=None,
+            xpub_chain=None,
+            created_at=now,
+            address_mode="forwarder",
+            salt_secret=forwarder.new_salt_secret().hex(),
+        )
+        rows = []
+        for network, address in sorted(treasuries.items()):
+            factory = self.factories.get(network)
+            if factory is None:
+                known = ", ".join(sorted(self.factories)) or "none configured"
+                raise ValidationError(
+                    "unknown_network", f"unknown network {network!r} (known: {known})", "treasury"
+                )
+            treasury = forwarder.check_treasury(address, network, factory)
+            if (network, factory.lower()) not in self.verified:
+                raise ForwarderUnavailable(
+                    "forwarder_unavailable",
+                    f"the forwarder factory {factory} on {network} is not deployed or does not "
+                    "match chainpay's artifact: run `chainpay contracts deploy --network "
+                    f"{network}`, send its transaction, then `chainpay contracts verify`",
+                    f"treasury.{network}",
+                )
+            rows.append(TreasuryRow(row.id, network, treasury, factory, now))
+        uow.stores.insert_store(row)
+        uow.stores.insert_treasuries(rows)
+        key, key_row = self._insert_key(uow, row.id)
+        return store_from_row(row, {t.network: t for t in rows}), key, key_row
 
     def create_key_tx(self, uow: UnitOfWork, store_id: str) -> tuple[NewKey, ApiKeyRow]:
         if store_id not in self.stores:
@@ -199,6 +336,18 @@ class StoreService:
 
         store, key, _ = await self.db.write(
             lambda c: self.create_store_tx(c, name, evm_xpub), on_commit=committed
+        )
+        return store, key
+
+    async def create_forwarder_store(
+        self, name: object, treasuries: object
+    ) -> tuple[Store, NewKey]:
+        def committed(made: tuple[Store, NewKey, ApiKeyRow]) -> None:
+            self.remember_store(made[0])
+            self.remember_key(made[2])
+
+        store, key, _ = await self.db.write(
+            lambda c: self.create_forwarder_store_tx(c, name, treasuries), on_commit=committed
         )
         return store, key
 

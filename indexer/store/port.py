@@ -30,6 +30,7 @@ from indexer.store.rows import (
     Cursor,
     DeliveryRow,
     DeliveryUpdate,
+    DepositRow,
     EndpointRow,
     EventRow,
     FanOut,
@@ -40,6 +41,7 @@ from indexer.store.rows import (
     PendingPayment,
     StoredBlock,
     StoreRow,
+    TreasuryRow,
 )
 
 T = TypeVar("T")
@@ -59,6 +61,14 @@ class StoreRepository(Protocol):
     def revoke_api_key(self, key_id: str, now: datetime) -> ApiKeyRow | None: ...
 
     def active_api_keys(self) -> list[ApiKeyRow]: ...
+
+    def insert_treasuries(self, rows: Sequence[TreasuryRow]) -> None: ...
+
+    def all_treasuries(self) -> list[TreasuryRow]: ...
+
+    def forwarder_deposits(self, network: str) -> list[DepositRow]:
+        """Forwarder stores' addresses on `network` with a confirmed payment (any asset)."""
+        ...
 
 
 class InvoiceRepository(Protocol):

@@ -44,8 +44,30 @@ class PendingPayment:
 class StoreRow:
     id: str
     name: str
-    evm_xpub: str
-    xpub_chain: str
+    evm_xpub: str | None  # None for a forwarder store
+    xpub_chain: str | None
+    created_at: datetime
+    address_mode: str = "xpub"  # xpub | forwarder
+    salt_secret: str | None = None  # forwarder: hex of the 32-byte deposit-salt secret
+
+
+@dataclass(frozen=True, slots=True)
+class DepositRow:
+    """A forwarder store's deposit address that has received a confirmed payment."""
+
+    store_id: str
+    address: str  # EIP-55, as issued
+    address_index: int
+
+
+@dataclass(frozen=True)
+class TreasuryRow:
+    """Where a forwarder store's deposit addresses on one network send their funds."""
+
+    store_id: str
+    network: str
+    treasury: str  # EIP-55
+    factory: str  # EIP-55: the ForwarderFactory the addresses were derived under
     created_at: datetime
 
 

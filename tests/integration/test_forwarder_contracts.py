@@ -158,7 +158,7 @@ def test_funds_only_ever_reach_the_treasury(
     tokens = [setup.tokens[m] for m in listed] + ([a.accounts[7]] if junk_token else [])
     destination = setup.treasury if honest else checksum(a.accounts[caller])
     honest = destination == setup.treasury  # the caller may be the treasury's own account
-    watched = [setup.treasury, checksum(a.accounts[caller]), *addresses]
+    watched = list(dict.fromkeys([setup.treasury, checksum(a.accounts[caller]), *addresses]))
     tokens_before = {(t, h): token_balance(a, t, h) for t in setup.tokens.values() for h in watched}
     native_before = {h: a.balance(h) for h in [setup.treasury, *addresses]}
 

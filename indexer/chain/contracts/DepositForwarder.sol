@@ -16,17 +16,27 @@ interface ITokenList {
     function sweepTokens() external view returns (address[] memory);
 }
 
-contract DepositForwarder {
-    // Gas caps per token call, so a token that burns gas costs a bounded amount and cannot
-    // starve the tokens and addresses after it (real transfers use 30-70k, upgradeable ones too).
-    uint256 private constant BALANCE_GAS = 100_000;
-    uint256 private constant TRANSFER_GAS = 300_000;
+/// Raised when the transaction's gas could not finish a forwarder. A sweep never skips an
+/// address silently for lack of gas, so eth_estimateGas (which searches for the least gas that
+/// does not revert) always finds enough to move everything that can move.
+error LowGas();
 
+// Gas caps per token call, so a token that burns gas costs a bounded amount and cannot
+// starve the tokens and addresses after it (real transfers use 30-70k, upgradeable ones too).
+uint256 constant BALANCE_GAS = 100_000;
+uint256 constant TRANSFER_GAS = 300_000;
+uint256 constant TOKEN_RESERVE = BALANCE_GAS + TRANSFER_GAS + 20_000;
+uint256 constant FINISH_RESERVE = 40_000; // selfdestruct to a possibly new account: 5k + 2.6k + 25k
+uint256 constant START_RESERVE = 120_000; // a forwarder's start: the token-list callback
+
+contract DepositForwarder {
     constructor(address payable treasury) payable {
         address[] memory tokens = ITokenList(msg.sender).sweepTokens();
         for (uint256 i = 0; i < tokens.length; ++i) {
+            if (gasleft() < TOKEN_RESERVE) revert LowGas();
             _sweep(tokens[i], treasury);
         }
+        if (gasleft() < FINISH_RESERVE) revert LowGas();
         // Moves all native coin, sent before or during this transaction, without calling the
         // treasury's code (a contract wallet that rejects plain transfers still receives it).
         selfdestruct(treasury);
@@ -64,13 +74,14 @@ contract ForwarderFactory is ITokenList {
 
     /// For each salt, creates the forwarder of (salt, treasury), which sweeps `tokens` and all
     /// native coin to `treasury` and is gone by the end of the transaction. A salt whose
-    /// forwarder cannot be created is skipped; the books show what moved.
+    /// forwarder cannot be created is skipped (the books show what moved), except for lack of
+    /// gas, which reverts the whole sweep.
     function sweep(address payable treasury, bytes32[] calldata salts, address[] calldata tokens)
         external
     {
         assembly ("memory-safe") {
             if tload(LOCK) {
-                mstore(0, 0xb9b7dd8e) // Reentered()
+                mstore(0, 0xb5dfd9e5) // Reentered()
                 revert(0x1c, 4)
             }
             tstore(LOCK, 1)
@@ -84,7 +95,17 @@ contract ForwarderFactory is ITokenList {
             let code := add(init, 0x20)
             let size := mload(init)
             for { let i := 0 } lt(i, salts.length) { i := add(i, 1) } {
-                pop(create2(0, code, size, calldataload(add(salts.offset, shl(5, i)))))
+                if lt(gas(), START_RESERVE) {
+                    mstore(0, 0x4a48966d) // LowGas()
+                    revert(0x1c, 4)
+                }
+                if iszero(create2(0, code, size, calldataload(add(salts.offset, shl(5, i))))) {
+                    // bubble up a forwarder's LowGas(); any other failure skips the address
+                    if eq(returndatasize(), 4) {
+                        returndatacopy(0, 0, 4)
+                        if eq(shr(224, mload(0)), 0x4a48966d) { revert(0, 4) }
+                    }
+                }
             }
             tstore(LIST, 0)
             tstore(LOCK, 0)

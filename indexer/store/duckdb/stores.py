@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from indexer.store.rows import ApiKeyRow, StoreRow
+from indexer.store.rows import ApiKeyRow, DepositRow, StoreRow, TreasuryRow
 from indexer.store.sql import Connection
+
+_STORE_COLUMNS = "id, name, evm_xpub, xpub_chain, created_at, address_mode, salt_secret"
 
 
 class DuckStoreRepository:
@@ -16,20 +19,29 @@ class DuckStoreRepository:
 
     def insert_store(self, store: StoreRow) -> None:
         self.conn.execute(
-            "INSERT INTO stores VALUES (?, ?, ?, ?, ?)",
-            [store.id, store.name, store.evm_xpub, store.xpub_chain, store.created_at],
+            "INSERT INTO stores (id, name, evm_xpub, xpub_chain, created_at, address_mode, "
+            "salt_secret) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                store.id,
+                store.name,
+                store.evm_xpub,
+                store.xpub_chain,
+                store.created_at,
+                store.address_mode,
+                store.salt_secret,
+            ],
         )
 
     def store_by_chain(self, xpub_chain: str) -> StoreRow | None:
         row = self.conn.execute(
-            "SELECT id, name, evm_xpub, xpub_chain, created_at FROM stores WHERE xpub_chain = ?",
+            f"SELECT {_STORE_COLUMNS} FROM stores WHERE xpub_chain = ?",
             [xpub_chain],
         ).fetchone()
         return StoreRow(*row) if row else None
 
     def all_stores(self) -> list[StoreRow]:
         rows = self.conn.execute(
-            "SELECT id, name, evm_xpub, xpub_chain, created_at FROM stores ORDER BY created_at"
+            f"SELECT {_STORE_COLUMNS} FROM stores ORDER BY created_at"
         ).fetchall()
         return [StoreRow(*r) for r in rows]
 
@@ -53,3 +65,29 @@ class DuckStoreRepository:
             "WHERE revoked_at IS NULL"
         ).fetchall()
         return [ApiKeyRow(*r) for r in rows]
+
+    def insert_treasuries(self, rows: Sequence[TreasuryRow]) -> None:
+        for row in rows:
+            self.conn.execute(
+                "INSERT INTO store_treasuries (store_id, network, treasury, factory, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [row.store_id, row.network, row.treasury, row.factory, row.created_at],
+            )
+
+    def all_treasuries(self) -> list[TreasuryRow]:
+        rows = self.conn.execute(
+            "SELECT store_id, network, treasury, factory, created_at FROM store_treasuries "
+            "ORDER BY store_id, network"
+        ).fetchall()
+        return [TreasuryRow(*r) for r in rows]
+
+    def forwarder_deposits(self, network: str) -> list[DepositRow]:
+        rows = self.conn.execute(
+            "SELECT i.store_id, i.address, i.address_index FROM invoices i "
+            "JOIN stores s ON s.id = i.store_id "
+            "WHERE s.address_mode = 'forwarder' AND i.network = ? AND EXISTS ("
+            "  SELECT 1 FROM payments p WHERE p.invoice_id = i.id AND p.state = 'confirmed'"
+            ") ORDER BY i.store_id, i.address_index",
+            [network],
+        ).fetchall()
+        return [DepositRow(*r) for r in rows]
