@@ -12,6 +12,7 @@ from api.routes.invoices import IDEMPOTENCY_KEY, INVOICE_CURSOR, ORDER_ID, STATU
 from indexer import __version__
 from indexer.config import EXPIRES_IN_RANGE, Settings
 from indexer.domain.invoice import INVOICE_EVENT_TYPES, InvoiceException, PaymentState, Status
+from indexer.domain.pricing import CURRENCY_DIGITS
 
 Part = tuple[dict[str, Any], dict[str, Any]]
 PartBuilder = Callable[[Settings], Part]
@@ -32,6 +33,7 @@ def error_responses(*statuses: int) -> dict[str, Any]:
         409: "Conflict (e.g. Idempotency-Key reused with another body)",
         413: "Body too large",
         415: "Body is not application/json",
+        503: "No trustworthy price now (code price_unavailable, with a reason); nothing stored",
     }
     return {
         str(s): {"description": text[s], "content": {"application/json": {"schema": ref("Error")}}}
@@ -101,10 +103,65 @@ def invoice_create_schema(settings: Settings) -> dict[str, Any]:
         }
         for name, network in sorted(settings.networks.items())
         for asset in network.assets
-    ]
+    ] + _priced_variants(settings, common)
     if not variants:  # no network configured: nothing can be created
         return {"not": {}}
     return {"oneOf": variants}
+
+
+def _priced_variants(settings: Settings, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """One variant per (network, asset, currency) a configured feed or peg can price."""
+    variants = []
+    for name, book in sorted(settings.price_books.items()):
+        for asset in settings.networks[name].assets:
+            for currency in sorted(book.currencies()):
+                if book.route(asset.symbol, currency) is None:
+                    continue
+                digits = CURRENCY_DIGITS[currency]
+                places = f"(\\.[0-9]{{1,{digits}}})?" if digits else ""
+                price = {
+                    "type": "object",
+                    "required": ["amount", "currency"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "amount": {"type": "string", "pattern": f"^[0-9]{{1,16}}{places}$"},
+                        "currency": {"const": currency},
+                    },
+                    "description": "Converted at the feed's rate, rounded up to the asset's unit",
+                }
+                variants.append(
+                    {
+                        "type": "object",
+                        "title": f"{name} {asset.symbol} priced in {currency}",
+                        "required": ["network", "asset", "price"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "network": {"const": name},
+                            "asset": {"const": asset.symbol},
+                            "price": price,
+                            **common,
+                        },
+                    }
+                )
+    return variants
+
+
+_PRICE = {
+    "type": ["object", "null"],
+    "description": "The fiat price the amount was converted from (null: priced in the asset)",
+    "properties": {
+        "amount": _DECIMAL,
+        "currency": {"type": "string", "example": "USD"},
+        "rate": {**_DECIMAL, "description": "currency per whole asset unit, locked"},
+        "source": {"enum": ["feed", "cross", "peg"]},
+        "quoted_at": _TIME,
+        "legs": {
+            "type": "array",
+            "description": "Feeds read (address, round_id, answer, updated_at, block) or the peg",
+            "items": {"type": "object"},
+        },
+    },
+}
 
 
 _SCHEMAS: dict[str, dict[str, Any]] = {
@@ -164,6 +221,8 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
             "order_id": {"type": ["string", "null"]},
             "metadata": {"type": ["object", "null"]},
             "redirect_url": {"type": ["string", "null"]},
+            "price": _PRICE,
+            "paid_tolerance": {"type": "string", "example": "0.5%"},
             "payments": {"type": "array", "items": ref("Payment")},
         },
     },
@@ -207,7 +266,7 @@ def _core_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": json_body(ref("Invoice"), "Created (or the replayed first response)"),
-                    **error_responses(400, 401, 409, 413, 415),
+                    **error_responses(400, 401, 409, 413, 415, 503),
                 },
             },
             "get": {
