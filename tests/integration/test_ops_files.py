@@ -53,6 +53,7 @@ EXPECTED_ALERTS = {
     "ChainpayStoreNotWritable",
     "ChainpayReconciledCredit",
     "ChainpayNodeStateMissing",
+    "ChainpayPriceFeedStale",
 }
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
 URL = re.compile(r"\b(?:https?|wss?)://[^\s\"'`<>)\]},]+")
