@@ -161,6 +161,18 @@ async def serve(
     banner then, so every URL it shows already answers).
     """
     banner = await startup.probe_networks(gateway)  # a wrong chain id stops us before binding
+    # Forwarder addresses are issued only on networks whose factory matches the artifact.
+    used = {
+        (n, t.factory) for st in gateway.stores.stores.values() for n, t in st.treasuries.items()
+    }
+    for where, problem in (
+        await gateway.stores.verify_factories(gateway.settings.networks)
+    ).items():
+        network, factory = where.split(" ")
+        level = logging.WARNING if (network, factory) in used else logging.INFO
+        log.log(
+            level, "forwarder factory on %s: %s; no forwarder addresses there", network, problem
+        )
     app = build_app(gateway, api=api)
     runner = ApiRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
