@@ -167,14 +167,19 @@ class StoreService:
         are issued on a network only then (a missing or different factory could never sweep
         them, or might sweep them somewhere else).
         """
-        problems: dict[str, str] = {}
-        for name, factory in sorted(self.forwarder_factories()):
+
+        async def check(name: str, factory: str) -> str | None:
             network = networks.get(name)
             if network is None:
-                problems[f"{name} {factory}"] = "the network is not configured"
-                continue
-            async with JsonRpcClient(network.rpc_url, name, timeout=10.0) as client:
-                problem = await forwarder.factory_problem(client, factory)
+                return "the network is not configured"
+            # a node that is down must not hold up start-up: the same bound as its probe
+            async with JsonRpcClient(network.rpc_url, name, timeout=5.0) as client:
+                return await forwarder.factory_problem(client, factory)
+
+        pairs = sorted(self.forwarder_factories())
+        found = await asyncio.gather(*(check(name, factory) for name, factory in pairs))
+        problems: dict[str, str] = {}
+        for (name, factory), problem in zip(pairs, found, strict=True):
             if problem is None:
                 self.mark_verified(name, factory)
             else:
