@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from indexer.domain.errors import ChainpayError, ValidationError
@@ -96,26 +97,31 @@ class PriceBook:
     feeds: tuple[PriceFeed, ...] = ()
     pegs: tuple[PricePeg, ...] = ()
 
+    @cached_property
     def _legs(self) -> dict[str, Leg]:
         legs: dict[str, Leg] = {p.pair: p for p in self.pegs}
         legs.update({f.pair: f for f in self.feeds})
         return legs
 
-    def currencies(self) -> set[str]:
-        """Every currency an invoice on this network can be priced in, by some route."""
+    @cached_property
+    def _currencies(self) -> frozenset[str]:
         found: set[str] = set()
-        legs = self._legs()
+        legs = self._legs
         for pair in legs:
             found.add(pair.split("/")[1])
         for pair in legs:
             base, _ = pair.split("/")
             if base in CURRENCY_DIGITS:
                 found.add(base)
-        return found
+        return frozenset(found)
+
+    def currencies(self) -> set[str]:
+        """Every currency an invoice on this network can be priced in, by some route."""
+        return set(self._currencies)
 
     def route(self, asset: str, currency: str) -> Route | None:
         """The direct leg if there is one, else a cross through a common quote (USD first)."""
-        legs = self._legs()
+        legs = self._legs
         direct = legs.get(f"{asset}/{currency}")
         if direct is not None:
             return Route(asset, currency, (direct,))
