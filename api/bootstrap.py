@@ -93,7 +93,7 @@ class Gateway:
 
     def open(self, migrate: bool = True) -> None:
         """Open DuckDB, apply migrations, rebuild the in-memory indexes. Raises StoreError."""
-        self.db = Database(self.settings.database, threads=self.settings.duckdb_threads)
+        self.db = open_storage(self.settings)
         if migrate:
             self.db.migrate()
         elif self.db.pending_migrations():
@@ -193,6 +193,19 @@ class Gateway:
         self._tasks.clear()
         await self.prices.close()
         await self.db.close()
+
+
+def open_storage(settings: Settings) -> Any:
+    """The store the settings name: PostgreSQL for a postgresql:// URL, else the DuckDB file.
+
+    Typed loosely on purpose: tests and tools use each adapter's own extras (read_sql); the
+    services see only the port.
+    """
+    if settings.postgres_url is not None:
+        from indexer.store.postgres.database import PostgresStorage
+
+        return PostgresStorage(settings.postgres_url)
+    return Database(settings.database, threads=settings.duckdb_threads)
 
 
 def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:

@@ -73,7 +73,7 @@ class PriceSettings:
 @dataclass(frozen=True)
 class Settings:
     source: str
-    database: Path
+    database: Path  # the DuckDB file (unused when `postgres_url` is set)
     public_url: str
     networks: dict[str, Network] = field(default_factory=dict)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
@@ -82,6 +82,7 @@ class Settings:
     price_books: dict[str, PriceBook] = field(default_factory=dict)  # by network name
     paid_tolerance_ppm: int = 0  # [invoices] paid_tolerance, in millionths of the amount
     duckdb_threads: int = 1
+    postgres_url: str | None = None  # `database = "postgresql://…"`: PostgreSQL is the store
     default_expires_in: int = 900
     monitoring_window: int = 86400
     on_event_hook: str | None = None
@@ -236,6 +237,15 @@ def _build(
     database = top.get("database", str, "./chainpay.duckdb")
     if not database.strip():
         raise top.fail("database", "must not be empty")
+    postgres_url = None
+    if "://" in database:  # a URL: PostgreSQL; a path: the embedded DuckDB file
+        parts = urlsplit(database)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+            raise top.fail(
+                "database",
+                "expected a DuckDB file path or postgresql://user@host:5432/dbname",
+            )
+        postgres_url = database
     public_url = top.get("public_url", str, "http://127.0.0.1:8080").rstrip("/")
     if urlsplit(public_url).scheme not in ("http", "https") or not urlsplit(public_url).netloc:
         raise top.fail("public_url", f"not an http(s) URL: {public_url!r}")
@@ -285,7 +295,8 @@ def _build(
     books = {name: _price_book(networks_table.sub(name), net) for name, net in networks.items()}
     return Settings(
         source=source,
-        database=Path(database),
+        database=Path("chainpay.duckdb") if postgres_url else Path(database),
+        postgres_url=postgres_url,
         public_url=public_url,
         networks=networks,
         webhooks=hook_settings,

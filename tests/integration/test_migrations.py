@@ -16,8 +16,8 @@ import duckdb
 import pytest
 
 from indexer.store import sql as database
-from indexer.store.sql import Migration, migrate, migrations
 from indexer.store.duckdb.export import ANALYST_TABLES
+from indexer.store.sql import Migration, migrate, migrations
 from tests.support.api import TEST_XPUB, write_config
 from tests.support.process import run
 

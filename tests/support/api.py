@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import build_app
 from api.bootstrap import Gateway
 from indexer.config import load_settings
+from tests.support.postgres import Backend
 
 # The account xpub of the public BIP39 test mnemonic "abandon ×11 about": never for real funds.
 TEST_XPUB = "xpub6DCoCpSuQZB2jawqnGMEPS63ePKWkwWPH4TU45Q7LPXWuNd8TMtVxRrgjtEshuqpK3mdhaWHPFsBngh5GFZaM6si3yZdUsT8ddYM3PwnATt"
@@ -48,10 +49,10 @@ decimals = 18
 """
 
 
-def write_config(tmp_path: Path, extra: str = "") -> Path:
+def write_config(tmp_path: Path, extra: str = "", database: str | None = None) -> Path:
     path = tmp_path / "chainpay.toml"
     path.write_text(
-        CONFIG.format(db=tmp_path / "chainpay.duckdb", usdt=USDT, busdt=BUSDT) + extra,
+        CONFIG.format(db=database or tmp_path / "chainpay.duckdb", usdt=USDT, busdt=BUSDT) + extra,
         encoding="utf-8",
     )
     return path
@@ -68,8 +69,8 @@ class Merchant:
 
 
 @pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    return write_config(tmp_path)
+def config_path(tmp_path: Path, backend: Backend) -> Path:
+    return write_config(tmp_path, database=backend.url_for(tmp_path / "chainpay.duckdb"))
 
 
 @pytest_asyncio.fixture

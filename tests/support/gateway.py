@@ -26,6 +26,7 @@ from indexer.services.invoices import NewInvoice
 from indexer.services.stores import Store
 from indexer.workers.tail import TailWorker
 from tests.support.anvil import Anvil
+from tests.support.postgres import Backend
 
 TEST_XPUB = (
     "xpub6DCoCpSuQZB2jawqnGMEPS63ePKWkwWPH4TU45Q7LPXWuNd8TMtVxRrgjtEshuqpK3mdhaWHPFsBngh5GFZaM6si3"
@@ -117,10 +118,16 @@ def chain_factory(anvil_factory: Callable[..., Anvil]) -> Callable[..., Chain]:
     return make
 
 
-def settings_for(database: Path, chains: list[Chain], monitoring_window: int = 86400) -> Settings:
+def settings_for(
+    database: Path,
+    chains: list[Chain],
+    monitoring_window: int = 86400,
+    postgres_url: str | None = None,
+) -> Settings:
     return Settings(
         source=str(database.with_suffix(".toml")),
         database=database,
+        postgres_url=postgres_url,
         public_url="http://127.0.0.1:8080",
         networks={c.name: c.network() for c in chains},
         monitoring_window=monitoring_window,
@@ -231,7 +238,7 @@ GatewayFactory = Callable[..., Awaitable[GatewayUnderTest]]
 
 
 @pytest.fixture
-async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+async def gateway_factory(tmp_path: Path, backend: Backend) -> AsyncIterator[GatewayFactory]:
     """`await gateway_factory([chain, ...])`: a Gateway on `tmp_path`, closed afterwards."""
     opened: list[GatewayUnderTest] = []
 
@@ -240,7 +247,8 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     ) -> GatewayUnderTest:
         path = database or tmp_path / f"chainpay-{len(opened)}.duckdb"
         clock = ShiftedClock()
-        gateway = Gateway(settings_for(path, chains, monitoring_window), clock=clock)
+        settings = settings_for(path, chains, monitoring_window, backend.url_for(path))
+        gateway = Gateway(settings, clock=clock)
         gateway.open()
         stores = list(gateway.stores.stores.values())
         store = stores[0] if stores else (await gateway.stores.create_store("test", TEST_XPUB))[0]

@@ -108,3 +108,46 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 def postgres_url(postgres_cluster: PostgresCluster) -> str:
     """A fresh, migrated database of the session's cluster."""
     return postgres_cluster.new_database(template="chainpay_template")
+
+
+class Backend:
+    """Which store a test's gateways use: the DuckDB file, or a PostgreSQL database.
+
+    Tests that take a gateway through `config_path`, `gateway_factory` or `webhook_harness` run
+    once per backend (one parametrized fixture, not a second suite). A DuckDB path a test names
+    maps to one PostgreSQL database, so a test that reopens "the same file" reopens the same
+    database.
+    """
+
+    def __init__(self, name: str, cluster: PostgresCluster | None) -> None:
+        self.name = name
+        self.cluster = cluster
+        self._urls: dict[Path, str] = {}
+
+    def url_for(self, path: Path) -> str | None:
+        if self.cluster is None:
+            return None
+        if path not in self._urls:
+            self._urls[path] = self.cluster.new_database(template="chainpay_template")
+        return self._urls[path]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "postgres":
+        if request.node.get_closest_marker("duckdb_only"):
+            pytest.fail("a duckdb_only test must not run on PostgreSQL (deselected at collection)")
+        return Backend("postgres", request.getfixturevalue("postgres_cluster"))
+    return Backend("duckdb", None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `duckdb_only` (they open the DuckDB file itself) run on DuckDB alone."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_postgres = params is not None and params.params.get("backend") == "postgres"
+        (drop if on_postgres and item.get_closest_marker("duckdb_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

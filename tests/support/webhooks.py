@@ -30,6 +30,7 @@ from indexer.services.stores import Store
 from indexer.store.rows import EventRow
 from indexer.workers.dispatcher import Dispatcher, RetryDelay
 from indexer.workers.hook import load_hook
+from tests.support.postgres import Backend
 
 FAST_RETRY = timedelta(milliseconds=50)
 
@@ -60,6 +61,7 @@ class OffsetClock:
 
 def webhook_settings(
     database: Path,
+    postgres_url: str | None = None,
     allow_private: bool = True,
     timeout: float = 1.0,
     concurrency: int = 4,
@@ -76,6 +78,7 @@ def webhook_settings(
     return Settings(
         source=str(database.with_suffix(".toml")),
         database=database,
+        postgres_url=postgres_url,
         public_url="https://pay.example.com",
         networks={"ethereum": network},
         webhooks=WebhookSettings(
@@ -181,13 +184,14 @@ HarnessFactory = Callable[..., Awaitable[WebhookHarness]]
 
 
 @pytest.fixture
-async def webhook_harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
+async def webhook_harness(tmp_path: Path, backend: Backend) -> AsyncIterator[HarnessFactory]:
     """`await webhook_harness(allow_private=..., hook=..., start=True)`."""
     opened: list[tuple[Gateway, TestClient[Any, Any]]] = []
 
     async def make(start: bool = True, **options: Any) -> WebhookHarness:
         clock = OffsetClock()
-        settings = webhook_settings(tmp_path / f"gw{len(opened)}.duckdb", **options)
+        path = tmp_path / f"gw{len(opened)}.duckdb"
+        settings = webhook_settings(path, backend.url_for(path), **options)
         gateway = Gateway(settings, clock=clock)
         gateway.open()
         client: TestClient[Any, Any] = TestClient(TestServer(build_app(gateway)))
