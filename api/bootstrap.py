@@ -192,6 +192,10 @@ class Gateway:
                 log.error("worker did not stop within %.0f s; leaving it at:%s", grace, where)
         self._tasks.clear()
         await self.prices.close()
+        try:
+            await self.stores.release()
+        except StoreError as exc:  # a gap in the HD indexes, never a reuse
+            log.warning("reserved HD indexes not given back: %s", exc)
         await self.db.close()
 
 

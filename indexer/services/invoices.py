@@ -155,6 +155,7 @@ class InvoiceService:
         network = self.settings.networks[cmd.network]
         amount, quote = await self._amount(cmd)  # before the address: a refusal spends none
         now = self.clock.now()
+        await self.stores.reserve(store.id)  # no await between this and the allocation
         index, address = self.stores.allocate_address(store, cmd.network)
         expires_at = now + timedelta(seconds=cmd.expires_in)
         invoice = Invoice(

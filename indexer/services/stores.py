@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from indexer import deriver, forwarder
 from indexer.chain.rpc import JsonRpcClient
@@ -32,6 +33,7 @@ from indexer.wallet import ExtendedPublicKey, parse_xpub
 log = logging.getLogger(__name__)
 KEY_PREFIX = "cpk_"
 POOL_SIZE = 1024
+RESERVE = 256  # HD indexes reserved in the database per write
 POOL_LOW = 512
 
 
@@ -88,7 +90,9 @@ class StoreService:
         self.stores: dict[str, Store] = {}
         self._keys: dict[str, tuple[str, str]] = {}  # key hash -> (key id, store id)
         self._key_ids: dict[str, str] = {}  # key id -> key hash
-        self._next_index: dict[str, int] = {}
+        self._next_index: dict[str, int] = {}  # the next index to hand out, per store
+        self._limit: dict[str, int] = {}  # the end of the block reserved in the database
+        self._reserving: dict[str, asyncio.Lock] = {}
         self._pools: dict[str, dict[int, str]] = {}  # store id -> {index: address} derived ahead
         self._refilling: set[str] = set()
 
@@ -116,9 +120,41 @@ class StoreService:
             return None
         return self.stores.get(store_id)
 
+    async def reserve(self, store_id: str) -> None:
+        """Make sure the store has an index reserved in the database for the next invoice.
+
+        Indexes are reserved in blocks of RESERVE (one write per block), so processes sharing
+        one database never hand out the same one; a block left unused by a crash or a restart
+        is a gap, never a reuse. Await this right before `allocate_address`, with no await in
+        between: the event loop then makes the two atomic across requests.
+        """
+        if self._next_index.get(store_id, 0) < self._limit.get(store_id, 0):
+            return
+        lock = self._reserving.setdefault(store_id, asyncio.Lock())
+        async with lock:
+            if self._next_index.get(store_id, 0) < self._limit.get(store_id, 0):
+                return
+            first = await self.db.write(
+                lambda uow: uow.stores.reserve_indexes(store_id, RESERVE), kind="api"
+            )
+            self._next_index[store_id], self._limit[store_id] = first, first + RESERVE
+
+    async def release(self) -> None:
+        """At a clean shutdown: give back what is left of each reserved block, so a restart
+        continues without a gap (a block another process reserved after ours stays)."""
+        for store_id, limit in list(self._limit.items()):
+            unused = self._next_index.get(store_id, limit)
+            if unused < limit:
+                await self.db.write(
+                    partial(_release, store_id=store_id, unused=unused, limit=limit)
+                )
+                self._limit[store_id] = unused
+
     def allocate_index(self, store_id: str) -> int:
-        """The store's next HD index; the event loop makes this atomic across requests."""
+        """The store's next reserved HD index (`reserve` first)."""
         index = self._next_index.get(store_id, 0)
+        if index >= self._limit.get(store_id, 0):
+            raise RuntimeError(f"no HD index reserved for store {store_id}: await reserve()")
         self._next_index[store_id] = index + 1
         return index
 
@@ -394,3 +430,7 @@ class StoreService:
         )
         uow.stores.insert_api_key(row)
         return NewKey(row.id, store_id, secret), row
+
+
+def _release(uow: UnitOfWork, store_id: str, unused: int, limit: int) -> bool:
+    return uow.stores.release_indexes(store_id, unused, limit)

@@ -19,7 +19,7 @@ import pytest
 
 from indexer.domain.invoice import PaymentState, Status
 from indexer.domain.records import Invoice, Payment
-from indexer.store.errors import StaleCursor, UniqueViolation
+from indexer.store.errors import StaleCursor, StoreError, UniqueViolation
 from indexer.store.port import Storage, UnitOfWork
 from indexer.store.rows import (
     ApiKeyRow,
@@ -280,3 +280,11 @@ async def test_idempotency_keys_are_kept_then_pruned_oldest_first_in_batches(
     assert sorted(i.key for i in left) == ["k3", "k4"]
     with pytest.raises(UniqueViolation):
         await storage.write(lambda uow: uow.idempotency.add(kept[4]))
+
+
+async def test_a_closed_storage_refuses_work_with_a_store_error(storage: Storage) -> None:
+    await storage.close()
+    with pytest.raises(StoreError, match="closed"):
+        await storage.write(lambda uow: None)
+    with pytest.raises(StoreError, match="closed"):
+        await storage.read(lambda uow: None)

@@ -39,6 +39,7 @@ async def test_pooled_addresses_are_the_store_keys_own_in_index_order(tmp_path: 
         # when more addresses are allocated than one refill holds, giving the worker time
         allocated = []
         for _ in range(POOL_SIZE + 200):
+            await stores.reserve(store.id)
             allocated.append(stores.allocate_address(store, "ethereum"))
             if len(allocated) % 100 == 0:
                 await asyncio.sleep(0.05)
@@ -58,6 +59,7 @@ async def test_a_batch_that_disagrees_with_the_key_is_discarded(tmp_path: Path) 
     stores = StoreService(db, SystemClock())
     try:
         store, _ = await stores.create_store("pool", TEST_XPUB)
+        await stores.reserve(store.id)
         index, _ = stores.allocate_address(store, "ethereum")
         wrong: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         wrong.set_result([FIRST[0]] * 10)  # index 0's address offered for indexes 1-10
@@ -68,6 +70,7 @@ async def test_a_batch_that_disagrees_with_the_key_is_discarded(tmp_path: Path) 
 
         # then nothing of it is handed out: the next address is derived from the key itself
         assert stores._pools[store.id] == {}
+        await stores.reserve(store.id)
         assert stores.allocate_address(store, "ethereum") == (1, FIRST[1])
     finally:
         await db.close()
@@ -139,6 +142,7 @@ async def test_prefill_derives_a_loaded_stores_addresses_before_its_first_invoic
 
         # then the first invoice pops index 0 from the pool, the key's own address
         assert len(stores._pools[store.id]) == POOL_SIZE
+        await stores.reserve(store.id)
         assert stores.allocate_address(stores.stores[store.id], "ethereum") == (0, FIRST[0])
     finally:
         await db.close()

@@ -47,6 +47,7 @@ async def test_close_is_bounded_when_a_worker_swallows_its_cancellation(
     await asyncio.gather(task, return_exceptions=True)
 
 
+@pytest.mark.duckdb_only
 async def test_the_store_runs_duckdb_with_the_configured_threads(gateway: Gateway) -> None:
     # the default of one worker thread: on two cores the writer should not wait for a core
     assert gateway.settings.duckdb_threads == 1

@@ -134,7 +134,7 @@ def settings_for(
     )
 
 
-def config_file(path: Path, database: Path, chains: list[Chain], port: int) -> Path:
+def config_file(path: Path, database: Path | str, chains: list[Chain], port: int) -> Path:
     """A TOML config for a `chainpay serve` subprocess on these chains."""
     text = (
         f'database = "{database}"\npublic_url = "http://127.0.0.1:{port}"\n'

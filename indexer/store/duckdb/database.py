@@ -279,6 +279,8 @@ class Database:
         Raises StorageUnavailable when the database does not answer within `read_timeout` or
         cannot be read (invalidated).
         """
+        if self._closed:
+            raise StoreError("database is closed")
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._readers, self._read_snapshot, fn)
         try:

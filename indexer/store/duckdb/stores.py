@@ -17,6 +17,36 @@ class DuckStoreRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
+    def reserve_indexes(self, store_id: str, count: int) -> int:
+        """Reserve `count` consecutive HD indexes for the store; returns the first.
+
+        Past every index issued or reserved before, and past any restore floor. Concurrent
+        reservations serialize on the counter row (PostgreSQL retries the loser)."""
+        self.conn.execute(
+            "INSERT INTO address_counters (store_id, next_index) VALUES (?, 0) "
+            "ON CONFLICT (store_id) DO NOTHING",
+            [store_id],
+        )
+        row = self.conn.execute(
+            "UPDATE address_counters SET next_index = greatest(next_index, "
+            "(SELECT coalesce(max(address_index) + 1, 0) FROM invoices WHERE store_id = ?), "
+            "(SELECT coalesce(max(floor), 0) FROM address_index_floors WHERE store_id = ?)) + ? "
+            "WHERE store_id = ? RETURNING next_index",
+            [store_id, store_id, count, store_id],
+        ).fetchone()
+        assert row is not None
+        return int(row[0]) - count
+
+    def release_indexes(self, store_id: str, first_unused: int, limit: int) -> bool:
+        """Give back the unused end of a reserved block [first_unused, limit) if nobody
+        reserved after it (a clean shutdown then leaves no gap); True if it was given back."""
+        rows = self.conn.execute(
+            "UPDATE address_counters SET next_index = ? WHERE store_id = ? AND next_index = ? "
+            "RETURNING next_index",
+            [first_unused, store_id, limit],
+        ).fetchall()
+        return bool(rows)
+
     def insert_store(self, store: StoreRow) -> None:
         self.conn.execute(
             "INSERT INTO stores (id, name, evm_xpub, xpub_chain, created_at, address_mode, "

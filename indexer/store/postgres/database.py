@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import IsolationLevel, errors
+from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from indexer import metrics
@@ -176,7 +177,12 @@ class PostgresStorage:
                     self._unhealthy(error)
                 raise error from exc
 
+    def _open(self) -> None:
+        if self._closed:
+            raise StoreError("database is closed")
+
     async def read(self, fn: Callable[[UnitOfWork], T]) -> T:
+        self._open()
         future = asyncio.get_running_loop().run_in_executor(self._threads, self._run, fn, True)
         try:
             async with asyncio.timeout(self.read_timeout):
@@ -204,6 +210,7 @@ class PostgresStorage:
         on_commit: Callable[[Any], None] | None = None,
         wait_limit: float | None = None,
     ) -> T:
+        self._open()
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         future = loop.run_in_executor(self._threads, self._run, fn, False)
@@ -282,6 +289,9 @@ class PostgresStorage:
 
 def _configure(raw: psycopg.Connection[Any]) -> None:
     raw.execute("SET TIME ZONE 'UTC'")
+    # JSON comes back as its text, as DuckDB returns it: payloads are delivered byte for byte
+    for name in ("json", "jsonb"):
+        raw.adapters.register_loader(name, TextLoader)
 
 
 def flush_appends(raw: psycopg.Connection[Any], appends: Sequence[Append]) -> None:
