@@ -32,6 +32,11 @@ from indexer.domain.pricing import (
 )
 
 log = logging.getLogger(__name__)
+# every `reason` a PriceUnavailable carries (indexer/domain/pricing.py, indexer/chain/price_feed.py)
+REFUSAL_REASONS = (
+    "feed_unreadable", "feeds_apart", "incomplete_round", "no_route", "node_behind",
+    "not_positive", "stale",
+)  # fmt: skip
 REFRESH_TIMEOUT = 3.0  # seconds: a node slower than this gives no price, not a hung request
 LagOf = Callable[[str], float | None]  # the tail's lag in seconds, None while unknown
 
@@ -61,6 +66,9 @@ class PriceService:
             for feed in book.feeds:
                 stale_after = feed.heartbeat + settings.prices.policy.heartbeat_margin_seconds
                 metrics.PRICE_FEED_STALE_AFTER.labels(name, feed.pair).set(stale_after)
+                metrics.PRICE_FEED_ERRORS.labels(name, feed.pair)  # 0 until one fails: a series
+            for reason in REFUSAL_REASONS:  # rates of 0, not absent series, on the dashboards
+                metrics.PRICE_REFUSALS.labels(name, reason)
 
     def currencies(self, network: str) -> set[str]:
         book = self.settings.price_books.get(network)

@@ -21,7 +21,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from eth_utils.address import to_checksum_address as checksum
 
+from tests.support.anvil import calldata
 from tests.support.gateway import Chain, config_file
 from tests.support.process import free_port, run, start_serve, stop
 from tests.support.receiver import Receiver
@@ -114,8 +116,12 @@ async def wait_until(check: Any, within: float, what: str) -> Any:
 async def served(tmp_path: Path, chain: Chain, receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
     port = free_port()
     config = config_file(tmp_path / "chainpay.toml", tmp_path / "chainpay.duckdb", [chain], port)
+    feed = chain.anvil.deploy("TestAggregator", 8, "ETH/USD test feed")  # the price panels
+    chain.anvil.send_tx(chain.anvil.accounts[0], feed, calldata("setAnswer(int256)", 3 * 10**11))
     with config.open("a") as f:
         f.write("[webhooks]\nallow_private_targets = true\n")
+        f.write(f'[[networks.ethereum.prices]]\npair = "ETH/USD"\nfeed = "{checksum(feed)}"\n')
+        f.write("heartbeat = 3600\n")
     server = await asyncio.to_thread(
         start_serve, config, port, "--migrate", log=tmp_path / "serve.log"
     )
