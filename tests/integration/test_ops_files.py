@@ -54,6 +54,7 @@ EXPECTED_ALERTS = {
     "ChainpayReconciledCredit",
     "ChainpayNodeStateMissing",
     "ChainpayPriceFeedStale",
+    "ChainpayNetworkWithoutLeader",
 }
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
 URL = re.compile(r"\b(?:https?|wss?)://[^\s\"'`<>)\]},]+")
