@@ -29,6 +29,7 @@ from indexer.workers.expirer import Expirer
 from indexer.workers.exporter import PeriodicExporter
 from indexer.workers.hook import load_hook
 from indexer.workers.invariants import BooksChecker
+from indexer.workers.lease import Leases, leased, process_identity
 from indexer.workers.pruner import IdempotencyPruner
 from indexer.workers.tail import TailWorker
 
@@ -54,6 +55,7 @@ class NetworkStatus:
     syncing: dict[str, int | None] | None = None  # the node's progress while it syncs
     error: str | None = None
     ready_lag_seconds: float | None = None
+    leader: str | None = None  # which process tails this network (shared store: the lease)
 
     @property
     def ready(self) -> bool:
@@ -72,6 +74,7 @@ class NetworkStatus:
             "ready_lag_seconds": self.ready_lag_seconds,
             "syncing": self.syncing,
             "error": self.error,
+            "leader": self.leader,
         }
 
 
@@ -87,6 +90,7 @@ class Gateway:
     events: EventService = field(init=False)
     prices: PriceService = field(init=False)
     network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
+    leases: Leases = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     failure: BaseException | None = field(init=False, default=None)  # a worker's ConfigError
     on_failure: Callable[[], None] | None = field(init=False, default=None)
@@ -99,6 +103,10 @@ class Gateway:
         elif self.db.pending_migrations():
             raise StoreError("the database needs migrations: run `chainpay migrate`")
         self.matcher = AddressMatcher()
+        shared = self.db.shared  # several processes on one store: leases with a real term
+        self.leases = Leases(
+            self.db, SystemClock(), process_identity(), ttl=10.0 if shared else 0.0, poll=1.0
+        )
         self.stores = StoreService(
             self.db,
             self.clock,
@@ -146,6 +154,17 @@ class Gateway:
         if status is None or not status.connected:
             return None
         return status.lag_seconds
+
+    async def refresh_caches(self, every: float = 1.0) -> None:
+        """Stores, keys and webhook endpoints anew from the shared store every `every` s: a key
+        revoked or an endpoint changed through another process counts here within that."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.db.read(self.stores.refresh)
+                await self.db.read(self.webhooks.load)
+            except StoreError as exc:  # /readyz reports the store; the caches wait
+                log.warning("cache refresh failed: %s", exc)
 
     def networks_ready(self) -> tuple[bool, list[str]]:
         """Chains: ready when at least one network is configured and every one is "ok".
@@ -213,26 +232,45 @@ def open_storage(settings: Settings) -> Any:
 
 
 def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
-    """Everything `chainpay serve` runs beside the HTTP server."""
-    loops: list[Callable[[], Awaitable[None]]] = [
-        Expirer(gateway.db, gateway.settings, gateway.clock).run,
-        IdempotencyPruner(gateway.invoices).run,
-        BooksChecker(gateway.db, gateway.settings.networks, gateway.matcher.screen).run,
-    ]
+    """Everything `chainpay serve` runs beside the HTTP server.
+
+    On a store several processes share (PostgreSQL), the singleton workers run in the process
+    holding their lease, each network's tail too (with fencing), and every process refreshes
+    its caches of stores, keys and webhook endpoints every second.
+    """
+    shared = gateway.db.shared
+    leases = gateway.leases
+
+    def single(name: str, loop: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        return leased(leases, name, loop) if shared else loop
+
     hook = load_hook(gateway.settings.on_event_hook, gateway.settings.source)
-    loops.append(
-        Dispatcher(gateway.db, gateway.webhooks, gateway.settings, gateway.clock, hook).run
-    )
+    loops: list[Callable[[], Awaitable[None]]] = [
+        single("expirer", Expirer(gateway.db, gateway.settings, gateway.clock).run),
+        single("idempotency-pruner", IdempotencyPruner(gateway.invoices).run),
+        single(
+            "books-checker",
+            BooksChecker(gateway.db, gateway.settings.networks, gateway.matcher.screen).run,
+        ),
+        single(
+            "dispatcher",
+            Dispatcher(gateway.db, gateway.webhooks, gateway.settings, gateway.clock, hook).run,
+        ),
+    ]
     loops += [
         TailWorker(
             gateway.db, gateway.settings, network, gateway.matcher, gateway.clock,
-            gateway.network_status[name],
+            gateway.network_status[name], leases=leases,
+            refresh_addresses=gateway.invoices.refresh_addresses if shared else None,
         ).run
         for name, network in gateway.settings.networks.items()
     ]  # fmt: skip
     loops += [partial(gateway.prices.run, name) for name in gateway.prices.networks()]
     if gateway.settings.analytics.export_dir is not None:
-        loops.append(PeriodicExporter(gateway.db, gateway.settings.analytics, gateway.clock).run)
+        exporter = PeriodicExporter(gateway.db, gateway.settings.analytics, gateway.clock)
+        loops.append(single("exporter", exporter.run))
+    if shared:
+        loops.append(gateway.refresh_caches)
     return loops
 
 

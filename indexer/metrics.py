@@ -257,3 +257,13 @@ PRICE_REFUSALS = Counter(
     "Fiat-priced invoices refused with 503 price_unavailable, by reason",
     ["network", "reason"],
 )
+LEASE_HELD = Gauge(
+    "chainpay_lease_held",
+    "1 while this process holds the lease (tail:<network>, dispatcher, expirer, ...)",
+    ["lease"],
+)
+NETWORK_LEADER = Gauge(
+    "chainpay_network_leader",
+    "1 while this process tails the network (holds its lease); summed over replicas, 1",
+    ["network"],
+)

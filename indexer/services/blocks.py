@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -79,6 +80,11 @@ class BlockService:
         self.clock = clock
         self.cursor: Cursor | None = None
         self.last_block_time: float | None = None  # unix time of the last committed block
+        # Run first in every transaction that moves the cursor: the lease's fencing check
+        # (indexer.workers.lease), so a tail that lost its lease commits nothing.
+        self.fence: Callable[[UnitOfWork], None] = _no_fence
+        # Before each run of blocks: learn addresses other processes issued (shared store).
+        self.refresh_addresses: Callable[[], Awaitable[None]] | None = None
 
     def _now(self) -> datetime:
         return self.clock.now()
@@ -100,7 +106,10 @@ class BlockService:
             )
             now = self._now()
 
+            fence = self.fence
+
             def start(uow: UnitOfWork) -> None:
+                fence(uow)
                 if uow.chain.get_cursor(name) is None:
                     uow.chain.insert_blocks(name, [stored])
                     uow.chain.save_cursor(name, cursor, now)
@@ -126,12 +135,20 @@ class BlockService:
             raise ReorgDetected(f"block {first} does not extend {self.cursor.hash}")
         tag = self.network.finality_tag
         finalized = await self.reader.finalized_number(tag) if tag else None
+        if self.refresh_addresses is not None:  # invoices other processes committed until now
+            await self.refresh_addresses()
         # Screened here, not in the job: the job must stay pure database work.
         hits = self.fetcher.screen(
             t.to_address for item in fetched for t in item.transfers if t.amount > 0
         )
         job = _RangeJob(self.network, self.settings, fetched, hits, finalized, self._now())
-        outcomes = await self.db.write(job.apply, kind="block")
+        fence = self.fence
+
+        def apply(uow: UnitOfWork) -> list[BlockOutcome]:
+            fence(uow)
+            return job.apply(uow)
+
+        outcomes = await self.db.write(apply, kind="block")
         elapsed = (time.perf_counter() - started) / len(fetched)
         tip = fetched[-1].block
         self.cursor = Cursor(tip.number, tip.hash)
@@ -184,7 +201,10 @@ class BlockService:
         depth = expected.number - ancestor.number
         name, settings, now = self.network.name, self.settings, self._now()
 
+        fence = self.fence
+
         def apply(uow: UnitOfWork) -> Reevaluation:
+            fence(uow)
             if uow.chain.get_cursor(name) != expected:
                 raise CursorMoved(f"cursor moved away from {expected} during the rewind")
             affected = uow.chain.orphan_above(name, ancestor.number, now)
@@ -359,3 +379,7 @@ def _stored(item: FetchedBlock) -> StoredBlock:
 
 def _time(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _no_fence(uow: UnitOfWork) -> None:
+    """No lease to check (a BlockService used on its own, as in tools and some tests)."""

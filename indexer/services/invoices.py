@@ -29,6 +29,7 @@ from indexer.domain.view import invoice_view
 from indexer.services.events import invoice_event_from_view
 from indexer.services.pagination import own_cursor
 from indexer.services.stores import Store, StoreService
+from indexer.store.errors import UniqueViolation
 from indexer.store.port import Storage, UnitOfWork
 from indexer.store.rows import IdempotentResponse
 
@@ -98,6 +99,7 @@ class InvoiceService:
         self.pricing = pricing
         self._idempotent: dict[tuple[str, str], IdempotentResponse] = {}
         self._in_flight: dict[tuple[str, str], asyncio.Future[Reply]] = {}
+        self._addresses_seen = clock.now()  # `load` read every address committed before
 
     def load(self, uow: UnitOfWork) -> None:
         """Rebuild the watched addresses and the idempotency keys from DuckDB.
@@ -117,6 +119,10 @@ class InvoiceService:
             return await self._create(store, command, None, request_hash)
         slot = (store.id, idempotency_key)
         stored = self._idempotent.get(slot)
+        if stored is None and self.db.shared:  # another process may have kept it
+            stored = await self.db.read(lambda uow: uow.idempotency.get(*slot))
+            if stored is not None:
+                self._idempotent[slot] = stored
         if stored is not None:
             return self._replay(stored, request_hash)
         running = self._in_flight.get(slot)
@@ -129,7 +135,15 @@ class InvoiceService:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._in_flight[slot] = future
         try:
-            reply = await self._create(store, command, idempotency_key, request_hash)
+            try:
+                reply = await self._create(store, command, idempotency_key, request_hash)
+            except UniqueViolation:
+                # another process committed this key first (a shared store): replay its answer
+                stored = await self.db.read(lambda uow: uow.idempotency.get(*slot))
+                if stored is None:
+                    raise
+                self._idempotent[slot] = stored
+                reply = self._replay(stored, request_hash)
             future.set_result(reply)
             return reply
         except BaseException as exc:
@@ -233,6 +247,20 @@ class InvoiceService:
 
     def idempotency_keys_held(self) -> int:
         return len(self._idempotent)
+
+    async def refresh_addresses(self) -> None:
+        """Watch the addresses other processes issued since the last call (a shared store).
+
+        The chain tail calls this before each run of blocks, so an invoice whose creation
+        committed before a block's processing starts is matched in that block. Invoices are
+        looked up by creation time with a 2-minute margin: a replica's clock may run behind,
+        and a create may commit up to its write timeout after its timestamp.
+        """
+        now = self.clock.now()
+        since = self._addresses_seen - timedelta(seconds=120)
+        found = await self.db.read(lambda uow: uow.invoices.addresses_since(since))
+        self.watch.add_many(found)
+        self._addresses_seen = now
 
     # -- read ------------------------------------------------------------------------------
     async def get(self, store_id: str | None, invoice_id: str) -> dict[str, Any]:

@@ -108,6 +108,22 @@ class StoreService:
             self._key_ids[key.id] = key.key_hash
         self._next_index = uow.invoices.next_address_indexes()
 
+    def refresh(self, uow: UnitOfWork) -> None:
+        """Stores and keys anew from the database (a shared store: other processes create and
+        revoke them). Keys are replaced as a whole, so a revocation anywhere takes effect here
+        at the next refresh. Reserved HD indexes are left as they are."""
+        treasuries: dict[str, dict[str, TreasuryRow]] = {}
+        for treasury in uow.stores.all_treasuries():
+            treasuries.setdefault(treasury.store_id, {})[treasury.network] = treasury
+        stores = {
+            row.id: store_from_row(row, treasuries.get(row.id, {}))
+            for row in uow.stores.all_stores()
+        }
+        keys = {key.key_hash: (key.id, key.store_id) for key in uow.stores.active_api_keys()}
+        self.stores.update(stores)
+        self._keys = keys
+        self._key_ids = {key_id: digest for digest, (key_id, _) in keys.items()}
+
     # -- authentication ------------------------------------------------------------------
     def authenticate(self, secret: str) -> Store | None:
         digest = hash_key(secret)

@@ -35,6 +35,7 @@ from indexer.store.rows import (
     EventRow,
     FanOut,
     IdempotentResponse,
+    Lease,
     MissingPayment,
     NewDelivery,
     PendingDelivery,
@@ -121,6 +122,10 @@ class InvoiceRepository(Protocol):
         ...
 
     def all_addresses(self) -> list[str]: ...
+
+    def addresses_since(self, created_after: datetime) -> list[str]:
+        """Addresses of invoices created after `created_after` (by any process)."""
+        ...
 
 
 class ChainRepository(Protocol):
@@ -289,6 +294,10 @@ class IdempotencyRepository(Protocol):
         """Insert a kept response (batched with the other writes of the transaction)."""
         ...
 
+    def get(self, store_id: str, key: str) -> IdempotentResponse | None:
+        """The kept response for this key, if any (another process may have written it)."""
+        ...
+
     def all_responses(self) -> list[IdempotentResponse]:
         """Every kept key, old ones too: a key still in the table must replay, never collide."""
         ...
@@ -296,6 +305,22 @@ class IdempotencyRepository(Protocol):
     def delete_older_than(self, before: datetime, limit: int) -> list[tuple[str, str]]:
         """Delete at most `limit` keys created before `before`; return their (store_id, key)."""
         ...
+
+
+class LeaseRepository(Protocol):
+    """Leases with fencing tokens: work one process at a time may do (see migration 009)."""
+
+    def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> int | None:
+        """Take or keep `name` until `until`; the fencing token, or None while another holds it."""
+        ...
+
+    def renew(self, name: str, holder: str, token: int, until: datetime) -> bool:
+        """Extend the lease if it is still ours with `token` (the fencing check)."""
+        ...
+
+    def release(self, name: str, holder: str, token: int, now: datetime) -> None: ...
+
+    def all_leases(self) -> list[Lease]: ...
 
 
 class UnitOfWork(Protocol):
@@ -319,11 +344,15 @@ class UnitOfWork(Protocol):
     @property
     def idempotency(self) -> IdempotencyRepository: ...
 
+    @property
+    def leases(self) -> LeaseRepository: ...
+
 
 class Storage(Protocol):
     """Runs units of work. See the module docstring for the write contract."""
 
     commit_listeners: list[Callable[[set[str]], None]]
+    shared: bool  # several processes may use this store at once (leases, cache refreshes)
 
     async def read(self, fn: Callable[[UnitOfWork], T]) -> T:
         """`fn` in a read-only snapshot; raises StorageUnavailable when it cannot be read."""

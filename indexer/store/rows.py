@@ -222,3 +222,13 @@ class MissingPayment:
     block_number: int
     to_address: str
     invoice_id: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a lease, with which fencing token, until when."""
+
+    name: str
+    holder: str
+    token: int
+    expires_at: datetime

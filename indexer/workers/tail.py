@@ -17,10 +17,11 @@ that time divided by the network's `block_time` (an estimate, flagged as such).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +36,7 @@ from indexer.domain.network import Network
 from indexer.matcher import AddressMatcher
 from indexer.services.blocks import BlockService, ReorgDetected
 from indexer.store.port import Storage
+from indexer.workers.lease import LeaseLost, Leases
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class StatusSink(Protocol):
     lag_estimated: bool
     syncing: dict[str, int | None] | None
     error: str | None
+    leader: str | None  # the process tailing the network (this one or another)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ class TailWorker:
         max_backoff: float = 30.0,
         tick_interval: float = 1.0,
         sync_check_interval: float = 10.0,
+        leases: Leases | None = None,
+        refresh_addresses: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -144,6 +149,9 @@ class TailWorker:
         self.tick_interval = tick_interval
         self.sync_check_interval = sync_check_interval
         self.backoff = Backoff(0.25, max_backoff)
+        self.leases = leases  # None: this process is the only one (no lease, no fence)
+        self.refresh_addresses = refresh_addresses
+        self._token: int | None = None  # the lease's fencing token while this process leads
         self._chain_checked = False
         self._wake = asyncio.Event()
         self._last_block_time: float | None = None  # unix time of the processed block
@@ -174,6 +182,46 @@ class TailWorker:
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
+            await self._release()
+
+    @property
+    def lease_name(self) -> str:
+        return f"tail:{self.network.name}"
+
+    async def _lead(self) -> None:
+        """Wait until this process holds the network's lease; meanwhile report the leader's
+        progress from the database, so /readyz is right on every replica."""
+        assert self.leases is not None
+        name = self.network.name
+        while True:
+            token = await self.leases.acquire(self.lease_name)
+            if token is not None:
+                if self._token != token:
+                    log.info("%s: this process tails the network (lease token %d)", name, token)
+                self._token = token
+                self.status.leader = self.leases.holder
+                metrics.NETWORK_LEADER.labels(name).set(1)
+                return
+            self._token = None
+            metrics.NETWORK_LEADER.labels(name).set(0)
+            self.status.leader = await self.leases.holder_of(self.lease_name)
+            cursor = await self.db.read(lambda c: c.chain.get_cursor(name))
+            when = await self.db.read(lambda c: c.chain.cursor_block_time(name))
+            if cursor is not None:
+                self.status.processed = cursor.number
+            if when is not None:
+                self._last_block_time = when.timestamp()
+            self.status.connected, self.status.error = True, None
+            self._publish()
+            await asyncio.sleep(self.leases.poll)
+
+    async def _release(self) -> None:
+        if self.leases is None or self._token is None:
+            return
+        token, self._token = self._token, None
+        metrics.NETWORK_LEADER.labels(self.network.name).set(0)
+        with contextlib.suppress(Exception):  # stopping: the lease expires by itself anyway
+            await self.leases.release(self.lease_name, token)
 
     async def _tick(self) -> None:
         """Republish the lag on a clock of its own: it must grow while the node is silent."""
@@ -204,6 +252,11 @@ class TailWorker:
             await self._check_chain_id(reader)
             service = self._service(reader)
             name = self.network.name
+            if self.leases is not None:
+                await self._lead()
+                assert self._token is not None
+                service.fence = self.leases.fence(self.lease_name, self._token)
+                service.refresh_addresses = self.refresh_addresses
             if await self.db.read(lambda c: c.chain.get_cursor(name)) is None:
                 await self._wait_until_synced(client, reader)
             cursor = await service.load_cursor(start_below_head=self.network.confirmations)
@@ -222,6 +275,10 @@ class TailWorker:
                 await self._catch_up(service, head)
                 self.backoff.succeeded()
                 self._publish()
+                if self.leases is not None and self._token is not None:
+                    if not await self.leases.renew(self.lease_name, self._token):
+                        self._token = None
+                        raise LeaseLost(f"{name}: lease lost to another process")
                 try:
                     # not wait_for: on 3.11 it can swallow a cancel that races the wake-up,
                     # and the tail would then never stop

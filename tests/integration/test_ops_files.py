@@ -54,6 +54,7 @@ EXPECTED_ALERTS = {
     "ChainpayReconciledCredit",
     "ChainpayNodeStateMissing",
     "ChainpayPriceFeedStale",
+    "ChainpayNetworkWithoutLeader",
 }
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
 URL = re.compile(r"\b(?:https?|wss?)://[^\s\"'`<>)\]},]+")
@@ -168,8 +169,8 @@ def strings_in(node: Any) -> list[str]:
 
 @pytest.mark.parametrize(
     "profile",
-    [None, "nodes", "ethereum", "bsc", "laptop", "base"],
-    ids=["no-profile", "nodes", "ethereum", "bsc", "laptop", "base"],
+    [None, "nodes", "ethereum", "bsc", "laptop", "base", "replicas"],
+    ids=["no-profile", "nodes", "ethereum", "bsc", "laptop", "base", "replicas"],
 )
 def test_compose_file_passes_docker_compose_validation(profile: str | None) -> None:
     args = [tool("docker-compose"), "-f", str(COMPOSE)]
@@ -185,6 +186,22 @@ def test_compose_profiles_separate_real_nodes_from_dev_chains() -> None:
     assert {name: p for name, p in profiles.items() if p & {"nodes"}} == PROFILES
     assert {name for name, p in profiles.items() if p == {"laptop"}} == LAPTOP_SERVICES
     assert {name for name, p in profiles.items() if not p} == ALWAYS_SERVICES
+
+
+def test_compose_replicas_share_one_postgres_behind_one_port() -> None:
+    svc = services()
+    replicas = [name for name, s in svc.items() if s.get("profiles") == ["replicas"]]
+    assert set(replicas) == {"postgres", "chainpay-a", "chainpay-b", "chainpay-lb"}
+    for name in ("chainpay-a", "chainpay-b"):
+        env = svc[name]["environment"]
+        assert env["CHAINPAY_DATABASE"].startswith("postgresql://") and "@postgres:" in env[
+            "CHAINPAY_DATABASE"
+        ]
+        assert "--migrate" in svc[name]["command"]  # under the advisory lock: once
+        assert "ports" not in svc[name]  # reached through the load balancer only
+    upstream = (ROOT / "ops/nginx/replicas.conf").read_text()
+    assert "chainpay-a:8080" in upstream and "chainpay-b:8080" in upstream
+    assert svc["chainpay-lb"]["ports"] == ["127.0.0.1:8080:8080"]
 
 
 def test_compose_gateways_depend_on_the_chains_of_their_profile() -> None:

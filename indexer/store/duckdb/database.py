@@ -165,6 +165,7 @@ class Database:
         self.stalled_after = 5.0  # a commit running longer than this makes /readyz say so
         self.unrecoverable_after = 60.0  # invalidated and not reopened this long: /healthz fails
         self.health = StoreHealth()
+        self.shared = False  # one process owns the file (DuckDB's lock)
         self.reopens = 0
         self._stopping = False
         self._closed = False

@@ -42,6 +42,14 @@ class DuckIdempotencyRepository:
         ).fetchall()
         return [IdempotentResponse(*r) for r in rows]
 
+    def get(self, store_id: str, key: str) -> IdempotentResponse | None:
+        row = self.conn.execute(
+            "SELECT store_id, key, request_hash, status, response::VARCHAR, created_at "
+            "FROM idempotency_keys WHERE store_id = ? AND key = ?",
+            [store_id, key],
+        ).fetchone()
+        return IdempotentResponse(*row) if row else None
+
     def delete_older_than(self, before: datetime, limit: int) -> list[tuple[str, str]]:
         """Delete at most `limit` keys created before `before`; return their (store_id, key)."""
         rows = self.conn.execute(

@@ -287,5 +287,12 @@ class DuckInvoiceRepository:
         ).fetchall()
         return {store_id: int(n) for store_id, n in rows}
 
+    def addresses_since(self, created_after: datetime) -> list[str]:
+        """Addresses of invoices created after `created_after` (by any process)."""
+        rows = self.conn.execute(
+            "SELECT address FROM invoices WHERE created_at > ?", [created_after]
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def all_addresses(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT address FROM invoices").fetchall()]

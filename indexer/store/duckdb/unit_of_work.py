@@ -8,6 +8,7 @@ from indexer.store.duckdb.chain import DuckChainRepository
 from indexer.store.duckdb.events import DuckEventRepository
 from indexer.store.duckdb.idempotency import DuckIdempotencyRepository
 from indexer.store.duckdb.invoices import DuckInvoiceRepository
+from indexer.store.duckdb.leases import DuckLeaseRepository
 from indexer.store.duckdb.stores import DuckStoreRepository
 from indexer.store.duckdb.webhooks import DuckWebhookRepository
 from indexer.store.errors import StoreError
@@ -43,6 +44,7 @@ class DuckUnitOfWork:
         "events",
         "idempotency",
         "invoices",
+        "leases",
         "stores",
         "webhooks",
     )
@@ -56,6 +58,7 @@ class DuckUnitOfWork:
         self.events = DuckEventRepository(conn, appends)
         self.webhooks = DuckWebhookRepository(conn)
         self.idempotency = DuckIdempotencyRepository(conn, appends)
+        self.leases = DuckLeaseRepository(conn)
 
     def execute(self, query: str, parameters: object = None) -> Connection:
         """Raw SQL on this transaction's connection: for the adapter's own tests and tools.

@@ -49,6 +49,8 @@ MIGRATION_LOCK = 0x63686169  # pg_advisory_lock key: replicas starting together 
 POSTGRES_ONLY = (
     "ALTER TABLE events ALTER COLUMN tx SET DEFAULT txid_current()",
     "CREATE INDEX IF NOT EXISTS events_position ON events (tx, seq)",
+    # the chain tail of a replica learns other replicas' addresses by creation time
+    "CREATE INDEX IF NOT EXISTS invoices_created ON invoices (created_at)",
 )
 
 
@@ -98,6 +100,7 @@ class PostgresStorage:
         self.read_timeout = read_timeout
         self.retries = retries
         self.commit_listeners: list[Callable[[set[str]], None]] = []
+        self.shared = True  # replicas share the database: leases and cache refreshes apply
         self._problem: str | None = None
         self._closed = False
         self._pool = ConnectionPool(
