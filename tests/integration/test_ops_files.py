@@ -194,9 +194,10 @@ def test_compose_replicas_share_one_postgres_behind_one_port() -> None:
     assert set(replicas) == {"postgres", "chainpay-a", "chainpay-b", "chainpay-lb"}
     for name in ("chainpay-a", "chainpay-b"):
         env = svc[name]["environment"]
-        assert env["CHAINPAY_DATABASE"].startswith("postgresql://") and "@postgres:" in env[
-            "CHAINPAY_DATABASE"
-        ]
+        assert (
+            env["CHAINPAY_DATABASE"].startswith("postgresql://")
+            and "@postgres:" in env["CHAINPAY_DATABASE"]
+        )
         assert "--migrate" in svc[name]["command"]  # under the advisory lock: once
         assert "ports" not in svc[name]  # reached through the load balancer only
     upstream = (ROOT / "ops/nginx/replicas.conf").read_text()
