@@ -27,9 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from indexer.domain.invoice import Status  # noqa: E402
+from indexer.domain.records import Invoice  # noqa: E402
 from indexer.store.duckdb.connection import bulk_insert  # noqa: E402
 from indexer.store.duckdb.database import Database  # noqa: E402
-from indexer.store.duckdb.invoices import _CASTS, _INSERT_COLUMNS  # noqa: E402
+from indexer.store.duckdb.invoices import _CASTS, _INSERT_COLUMNS, invoice_row  # noqa: E402
 from tests.support.api import TEST_XPUB, write_config  # noqa: E402
 from tests.support.process import free_port, wait_http  # noqa: E402
 
@@ -57,18 +59,22 @@ def build(tmp: Path, count: int, due: datetime) -> tuple[Path, str]:
     store = json.loads(made.stdout)
     db = Database(tmp / "chainpay.duckdb")
     now = datetime.now(UTC)
-    rows = [
-        (
-            f"inv_{secrets.token_hex(11)}", store["store_id"], "ethereum", "USDT", "12500000",
-            "0x" + secrets.token_hex(20), 1_000_000 + i, "new", None, "0", "0", False, None,
-            None, None, due, due + timedelta(days=1), now, now, None,
+    invoices = [
+        Invoice(
+            id=f"inv_{secrets.token_hex(11)}", store_id=store["store_id"], network="ethereum",
+            asset="USDT", amount=12_500_000, address="0x" + secrets.token_hex(20),
+            address_index=1_000_000 + i, status=Status.NEW, exception=None, amount_received=0,
+            amount_confirmed=0, reorg_flagged=False, order_id=None, metadata=None,
+            redirect_url=None, expires_at=due, monitoring_until=due + timedelta(days=1),
+            created_at=now, updated_at=now, paid_at=None,
         )
         for i in range(count)
     ]  # fmt: skip
+    rows = [invoice_row(invoice) for invoice in invoices]
     for start in range(0, count, 10_000):
         chunk = rows[start : start + 10_000]
         db.write_sync(
-            lambda c, chunk=chunk: bulk_insert(c, "invoices", _INSERT_COLUMNS, chunk, _CASTS)
+            lambda c, chunk=chunk: bulk_insert(c.conn, "invoices", _INSERT_COLUMNS, chunk, _CASTS)
         )
     db.read_sync(lambda c: c.conn.execute("CHECKPOINT"))
     import asyncio
