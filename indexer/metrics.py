@@ -267,3 +267,8 @@ NETWORK_LEADER = Gauge(
     "1 while this process tails the network (holds its lease); summed over replicas, 1",
     ["network"],
 )
+BLOCK_TIME = Gauge(
+    "chainpay_block_time_seconds",
+    "The network's configured block pace (`block_time`): alerts scale their thresholds by it",
+    ["network"],
+)

@@ -159,6 +159,7 @@ class TailWorker:
         self._next_sync_check = 0.0  # monotonic
         self._head_behind_logged = False
         metrics.MAX_LAG_SECONDS.labels(network.name).set(network.max_lag_seconds)
+        metrics.BLOCK_TIME.labels(network.name).set(network.block_time)
 
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick())
