@@ -31,7 +31,7 @@ from indexer.domain.invoice import Status  # noqa: E402
 from indexer.domain.records import Invoice  # noqa: E402
 from indexer.store.duckdb.connection import bulk_insert  # noqa: E402
 from indexer.store.duckdb.database import Database  # noqa: E402
-from indexer.store.duckdb.invoices import _CASTS, _INSERT_COLUMNS, invoice_row  # noqa: E402
+from indexer.store.repositories.invoices import _CASTS, _INSERT_COLUMNS, invoice_row  # noqa: E402
 from tests.support.api import TEST_XPUB, write_config  # noqa: E402
 from tests.support.process import free_port, wait_http  # noqa: E402
 

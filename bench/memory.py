@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from indexer.store.duckdb.connection import bulk_insert  # noqa: E402
 from indexer.store.duckdb.database import Database  # noqa: E402
-from indexer.store.duckdb.invoices import _CASTS, _INSERT_COLUMNS  # noqa: E402
+from indexer.store.repositories.invoices import _CASTS, _INSERT_COLUMNS  # noqa: E402
 from tests.support.anvil import Anvil  # noqa: E402
 from tests.support.api import TEST_XPUB  # noqa: E402
 from tests.support.process import CHAINPAY, free_port, http_json, wait_http  # noqa: E402

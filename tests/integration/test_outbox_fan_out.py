@@ -10,27 +10,27 @@ import pytest
 
 from indexer.domain.ids import new_id
 from indexer.store.duckdb.connection import Connection, migrate, open_connection
-from indexer.store.duckdb.events import DuckEventRepository
-from indexer.store.duckdb.webhooks import DuckWebhookRepository
 from indexer.store.errors import StaleCursor
+from indexer.store.repositories.events import SqlEventRepository
+from indexer.store.repositories.webhooks import SqlWebhookRepository
 from indexer.store.rows import EndpointRow, EventRow, FanOut
 
 
 # The adapter's repositories on the test's connection (this file tests the DuckDB SQL).
 def insert_events(conn: Connection, events: list[EventRow]) -> None:
-    DuckEventRepository(conn).insert_events(events)
+    SqlEventRepository(conn).insert_events(events)
 
 
 def insert_endpoint(conn: Connection, endpoint: EndpointRow) -> None:
-    DuckWebhookRepository(conn).insert_endpoint(endpoint)
+    SqlWebhookRepository(conn).insert_endpoint(endpoint)
 
 
 def fan_out(conn: Connection, cursor: int, now: datetime, hook: bool) -> FanOut:
-    return DuckWebhookRepository(conn).fan_out(cursor, now, hook)
+    return SqlWebhookRepository(conn).fan_out(cursor, now, hook)
 
 
 def outbox_cursor(conn: Connection) -> int:
-    return DuckWebhookRepository(conn).outbox_cursor()
+    return SqlWebhookRepository(conn).outbox_cursor()
 
 
 STORE = "st_" + "A" * 22

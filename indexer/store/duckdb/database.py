@@ -33,7 +33,6 @@ from indexer.store.duckdb.connection import (
     open_raw,
     pending_migrations,
 )
-from indexer.store.duckdb.unit_of_work import STAGING, DuckUnitOfWork
 from indexer.store.errors import (
     ConnectionShared,
     StorageConflict,
@@ -42,6 +41,7 @@ from indexer.store.errors import (
     UniqueViolation,
 )
 from indexer.store.port import UnitOfWork
+from indexer.store.repositories.unit_of_work import STAGING, SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -297,7 +297,7 @@ class Database:
         try:
             conn.execute("BEGIN TRANSACTION")
             try:
-                return fn(DuckUnitOfWork(conn, None))
+                return fn(SqlUnitOfWork(conn, None))
             finally:
                 conn.execute("ROLLBACK")
         except duckdb.Error as exc:
@@ -311,7 +311,7 @@ class Database:
 
     def read_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
         """For start-up and CLI code that runs before the writer starts."""
-        return fn(DuckUnitOfWork(self._startup_connection(), None))
+        return fn(SqlUnitOfWork(self._startup_connection(), None))
 
     async def read_sql(self, fn: Callable[[Connection], T]) -> T:
         """The adapter's own escape hatch (tests, benchmarks): `fn` on a reader's connection."""
@@ -380,7 +380,7 @@ class Database:
         the database raises NeedsTransaction at its first query and runs on the writer as
         usual; the port allows any `fn` to run more than once.
         """
-        staging = DuckUnitOfWork(STAGING, [])
+        staging = SqlUnitOfWork(STAGING, [])
         try:
             result = fn(staging)
         except Exception:  # needs the database, or fails: the writer runs it for real
@@ -392,7 +392,7 @@ class Database:
         conn = self._startup_connection()
         conn.execute("BEGIN TRANSACTION")
         try:
-            uow = DuckUnitOfWork(conn, [])
+            uow = SqlUnitOfWork(conn, [])
             result = fn(uow)
             flush_appends(conn, uow.appends or [], {})
             conn.execute("COMMIT")
@@ -683,7 +683,7 @@ class Database:
         try:
             conn.execute("BEGIN TRANSACTION")
             appends: list[Append] = []
-            uow = DuckUnitOfWork(conn, appends)
+            uow = SqlUnitOfWork(conn, appends)
             results = []
             for job in jobs:  # rows in job order: events take their seq in this order
                 if job.fn is None:

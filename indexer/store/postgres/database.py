@@ -30,7 +30,6 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from indexer import metrics
-from indexer.store.duckdb.unit_of_work import DuckUnitOfWork as SqlUnitOfWork
 from indexer.store.errors import (
     StorageConflict,
     StorageUnavailable,
@@ -39,6 +38,7 @@ from indexer.store.errors import (
 )
 from indexer.store.port import UnitOfWork
 from indexer.store.postgres.connection import PgConnection
+from indexer.store.repositories.unit_of_work import SqlUnitOfWork
 from indexer.store.sql import Append, Migration, migrate, pending_migrations
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from indexer.store.sql import Connection
 
 
 class ReconciliationQueries:
-    """Reconciliation reads of the chain repository (DuckChainRepository)."""
+    """Reconciliation reads of the chain repository (SqlChainRepository)."""
 
     conn: Connection
 

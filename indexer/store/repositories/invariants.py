@@ -15,12 +15,12 @@ from indexer.store.sql import Connection
 
 
 class InvariantQueries:
-    """Invariant checks of the chain repository (DuckChainRepository)."""
+    """Invariant checks of the chain repository (SqlChainRepository)."""
 
     conn: Connection
 
     def invoices_at(self, addresses: Sequence[str]) -> dict[str, Invoice]:
-        raise NotImplementedError  # DuckChainRepository's
+        raise NotImplementedError  # SqlChainRepository's
 
     def transfers_without_payment(
         self,

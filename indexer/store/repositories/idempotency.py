@@ -19,7 +19,7 @@ def response_append(item: IdempotentResponse) -> Append:
     return Append("idempotency_keys", columns, row)
 
 
-class DuckIdempotencyRepository:
+class SqlIdempotencyRepository:
     """The idempotency repository of the DuckDB adapter: its SQL on one connection."""
 
     def __init__(self, conn: Connection, appends: list[Append] | None = None) -> None:

@@ -11,7 +11,7 @@ from indexer.store.sql import Connection
 _STORE_COLUMNS = "id, name, evm_xpub, xpub_chain, created_at, address_mode, salt_secret"
 
 
-class DuckStoreRepository:
+class SqlStoreRepository:
     """The stores repository of the DuckDB adapter: its SQL on one connection."""
 
     def __init__(self, conn: Connection) -> None:

@@ -79,7 +79,7 @@ _DELIVERY_COLUMNS = (
 )
 
 
-class DuckWebhookRepository:
+class SqlWebhookRepository:
     """The webhooks repository of the DuckDB adapter: its SQL on one connection."""
 
     def __init__(self, conn: Connection) -> None:

@@ -173,7 +173,7 @@ def invoice_append(inv: Invoice) -> Append:
     return Append("invoices", _INSERT_COLUMNS, invoice_row(inv))
 
 
-class DuckInvoiceRepository:
+class SqlInvoiceRepository:
     """The invoices repository of the DuckDB adapter: its SQL on one connection."""
 
     def __init__(self, conn: Connection, appends: list[Append] | None = None) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 from indexer.domain.records import Invoice, Payment
 from indexer.domain.transfer import Transfer
-from indexer.store.duckdb.invariants import InvariantQueries
-from indexer.store.duckdb.invoices import DuckInvoiceRepository
-from indexer.store.duckdb.reconciliation import ReconciliationQueries
+from indexer.store.repositories.invariants import InvariantQueries
+from indexer.store.repositories.invoices import SqlInvoiceRepository
+from indexer.store.repositories.reconciliation import ReconciliationQueries
 from indexer.store.rows import BLOCKS_KEPT, Cursor, PendingPayment, StoredBlock
 from indexer.store.sql import Connection, bulk_insert
 
@@ -38,7 +38,7 @@ _INSERT_CHUNK = 10_000
 # -- balance reconciliation (nodes without traces) ---------------------------------------------
 
 
-class DuckChainRepository(ReconciliationQueries, InvariantQueries):
+class SqlChainRepository(ReconciliationQueries, InvariantQueries):
     """The chain repository of the DuckDB adapter: its SQL on one connection."""
 
     def __init__(self, conn: Connection) -> None:
@@ -219,7 +219,7 @@ class DuckChainRepository(ReconciliationQueries, InvariantQueries):
                 "SELECT id FROM invoices WHERE address IN (SELECT unnest(?))", [forms]
             ).fetchall()
         ]
-        found = DuckInvoiceRepository(self.conn).get_invoices(ids).values()
+        found = SqlInvoiceRepository(self.conn).get_invoices(ids).values()
         return {invoice.address.lower(): invoice for invoice in found}
 
     def open_native_addresses(self, network: str, native_symbol: str, now: datetime) -> list[str]:

@@ -8,7 +8,7 @@ from indexer.store.rows import Lease
 from indexer.store.sql import Connection
 
 
-class DuckLeaseRepository:
+class SqlLeaseRepository:
     """The leases repository: its SQL on one connection."""
 
     def __init__(self, conn: Connection) -> None:

@@ -20,7 +20,7 @@ def event_append(e: EventRow) -> Append:
     return Append("events", _COLUMNS_IN, row)
 
 
-class DuckEventRepository:
+class SqlEventRepository:
     """The events repository of the DuckDB adapter: its SQL on one connection."""
 
     def __init__(self, conn: Connection, appends: list[Append] | None = None) -> None:

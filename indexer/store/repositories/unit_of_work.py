@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from indexer.store.duckdb.chain import DuckChainRepository
-from indexer.store.duckdb.events import DuckEventRepository
-from indexer.store.duckdb.idempotency import DuckIdempotencyRepository
-from indexer.store.duckdb.invoices import DuckInvoiceRepository
-from indexer.store.duckdb.leases import DuckLeaseRepository
-from indexer.store.duckdb.stores import DuckStoreRepository
-from indexer.store.duckdb.webhooks import DuckWebhookRepository
 from indexer.store.errors import StoreError
+from indexer.store.repositories.chain import SqlChainRepository
+from indexer.store.repositories.events import SqlEventRepository
+from indexer.store.repositories.idempotency import SqlIdempotencyRepository
+from indexer.store.repositories.invoices import SqlInvoiceRepository
+from indexer.store.repositories.leases import SqlLeaseRepository
+from indexer.store.repositories.stores import SqlStoreRepository
+from indexer.store.repositories.webhooks import SqlWebhookRepository
 from indexer.store.sql import Append, Connection
 
 
@@ -29,7 +29,7 @@ class _Staging:
 STAGING = cast(Connection, _Staging())
 
 
-class DuckUnitOfWork:
+class SqlUnitOfWork:
     """The repositories of one transaction on `conn` (see indexer.store.port.UnitOfWork).
 
     `appends` collects rows that `add()` inserts: the writer flushes them through DuckDB's
@@ -52,13 +52,13 @@ class DuckUnitOfWork:
     def __init__(self, conn: Connection, appends: list[Append] | None) -> None:
         self.conn = conn
         self.appends = appends
-        self.stores = DuckStoreRepository(conn)
-        self.invoices = DuckInvoiceRepository(conn, appends)
-        self.chain = DuckChainRepository(conn)
-        self.events = DuckEventRepository(conn, appends)
-        self.webhooks = DuckWebhookRepository(conn)
-        self.idempotency = DuckIdempotencyRepository(conn, appends)
-        self.leases = DuckLeaseRepository(conn)
+        self.stores = SqlStoreRepository(conn)
+        self.invoices = SqlInvoiceRepository(conn, appends)
+        self.chain = SqlChainRepository(conn)
+        self.events = SqlEventRepository(conn, appends)
+        self.webhooks = SqlWebhookRepository(conn)
+        self.idempotency = SqlIdempotencyRepository(conn, appends)
+        self.leases = SqlLeaseRepository(conn)
 
     def execute(self, query: str, parameters: object = None) -> Connection:
         """Raw SQL on this transaction's connection: for the adapter's own tests and tools.
