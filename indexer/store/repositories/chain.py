@@ -12,11 +12,12 @@ from typing import Any
 
 from indexer.domain.records import Invoice, Payment
 from indexer.domain.transfer import Transfer
+from indexer.store.repositories.base import Repository
 from indexer.store.repositories.invariants import InvariantQueries
 from indexer.store.repositories.invoices import SqlInvoiceRepository
 from indexer.store.repositories.reconciliation import ReconciliationQueries
 from indexer.store.rows import BLOCKS_KEPT, Cursor, PendingPayment, StoredBlock
-from indexer.store.sql import Connection, bulk_insert
+from indexer.store.sql import bulk_insert
 
 # -- cursors and blocks ---------------------------------------------------------------------
 
@@ -38,11 +39,8 @@ _INSERT_CHUNK = 10_000
 # -- balance reconciliation (nodes without traces) ---------------------------------------------
 
 
-class SqlChainRepository(ReconciliationQueries, InvariantQueries):
-    """The chain repository of the DuckDB adapter: its SQL on one connection."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+class SqlChainRepository(ReconciliationQueries, InvariantQueries, Repository):
+    """The chain repository: its SQL on one connection."""
 
     def get_cursor(self, network: str) -> Cursor | None:
         row = self.conn.execute(

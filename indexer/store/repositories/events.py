@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.store.errors import StoreError
+from indexer.store.repositories.base import Repository
 from indexer.store.rows import EventRow
-from indexer.store.sql import Append, Connection, bulk_insert
+from indexer.store.sql import Append, bulk_insert
 
 _COLUMNS = "id, store_id, type, invoice_id, payload::VARCHAR, created_at, seq"
 
@@ -20,17 +20,8 @@ def event_append(e: EventRow) -> Append:
     return Append("events", _COLUMNS_IN, row)
 
 
-class SqlEventRepository:
-    """The events repository of the DuckDB adapter: its SQL on one connection."""
-
-    def __init__(self, conn: Connection, appends: list[Append] | None = None) -> None:
-        self.conn = conn
-        self._appends = appends  # the transaction's batched rows; None in a read
-
-    def _batch(self) -> list[Append]:
-        if self._appends is None:
-            raise StoreError("a read-only unit of work cannot write")
-        return self._appends
+class SqlEventRepository(Repository):
+    """The events repository: its SQL on one connection."""
 
     def add(self, event: EventRow) -> None:
         self._batch().append(event_append(event))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from indexer.store.errors import StoreError
+from indexer.store.repositories.base import Repository
 from indexer.store.rows import IdempotentResponse
-from indexer.store.sql import Append, Connection
+from indexer.store.sql import Append
 
 
 def response_append(item: IdempotentResponse) -> Append:
@@ -19,17 +19,8 @@ def response_append(item: IdempotentResponse) -> Append:
     return Append("idempotency_keys", columns, row)
 
 
-class SqlIdempotencyRepository:
-    """The idempotency repository of the DuckDB adapter: its SQL on one connection."""
-
-    def __init__(self, conn: Connection, appends: list[Append] | None = None) -> None:
-        self.conn = conn
-        self._appends = appends  # the transaction's batched rows; None in a read
-
-    def _batch(self) -> list[Append]:
-        if self._appends is None:
-            raise StoreError("a read-only unit of work cannot write")
-        return self._appends
+class SqlIdempotencyRepository(Repository):
+    """The idempotency repository: its SQL on one connection."""
 
     def add(self, item: IdempotentResponse) -> None:
         self._batch().append(response_append(item))

@@ -10,8 +10,8 @@ from typing import Any
 from indexer.domain.invoice import InvoiceException, PaymentState, Status
 from indexer.domain.pricing import PriceQuote, Rate, legs_from_json, legs_json
 from indexer.domain.records import Invoice, Payment
-from indexer.store.errors import StoreError
-from indexer.store.sql import Append, Connection
+from indexer.store.repositories.base import Repository
+from indexer.store.sql import Append
 
 _INVOICE_COLUMNS = (
     "id, store_id, network, asset, amount::VARCHAR, address, address_index, status, exception, "
@@ -173,17 +173,8 @@ def invoice_append(inv: Invoice) -> Append:
     return Append("invoices", _INSERT_COLUMNS, invoice_row(inv))
 
 
-class SqlInvoiceRepository:
-    """The invoices repository of the DuckDB adapter: its SQL on one connection."""
-
-    def __init__(self, conn: Connection, appends: list[Append] | None = None) -> None:
-        self.conn = conn
-        self._appends = appends  # the transaction's batched rows; None in a read
-
-    def _batch(self) -> list[Append]:
-        if self._appends is None:
-            raise StoreError("a read-only unit of work cannot write")
-        return self._appends
+class SqlInvoiceRepository(Repository):
+    """The invoices repository: its SQL on one connection."""
 
     def add(self, invoice: Invoice) -> None:
         self._batch().append(invoice_append(invoice))

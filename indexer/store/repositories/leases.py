@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from indexer.store.repositories.base import Repository
 from indexer.store.rows import Lease
-from indexer.store.sql import Connection
 
 
-class SqlLeaseRepository:
+class SqlLeaseRepository(Repository):
     """The leases repository: its SQL on one connection."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
 
     def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> int | None:
         """Take or keep the lease `name` until `until`: free, expired, or already ours.

@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from indexer.store.repositories.base import Repository
 from indexer.store.rows import ApiKeyRow, DepositRow, StoreRow, TreasuryRow
-from indexer.store.sql import Connection
 
 _STORE_COLUMNS = "id, name, evm_xpub, xpub_chain, created_at, address_mode, salt_secret"
 
 
-class SqlStoreRepository:
-    """The stores repository of the DuckDB adapter: its SQL on one connection."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+class SqlStoreRepository(Repository):
+    """The stores repository: its SQL on one connection."""
 
     def reserve_indexes(self, store_id: str, count: int) -> int:
         """Reserve `count` consecutive HD indexes for the store; returns the first.

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from indexer.store.errors import StaleCursor
+from indexer.store.repositories.base import Repository
 from indexer.store.rows import (
     HOOK_ENDPOINT,
     PING,
@@ -22,7 +23,7 @@ from indexer.store.rows import (
     NewDelivery,
     PendingDelivery,
 )
-from indexer.store.sql import Connection, tx_horizon
+from indexer.store.sql import tx_horizon
 
 # The outbox position: (the inserting transaction's id, seq), ordered as a pair. Concurrent
 # committers (PostgreSQL) can commit a lower seq after a higher one, but never an older
@@ -79,11 +80,8 @@ _DELIVERY_COLUMNS = (
 )
 
 
-class SqlWebhookRepository:
-    """The webhooks repository of the DuckDB adapter: its SQL on one connection."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+class SqlWebhookRepository(Repository):
+    """The webhooks repository: its SQL on one connection."""
 
     def insert_endpoint(self, e: EndpointRow) -> None:
         self.conn.execute(
