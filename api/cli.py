@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(command_key="migrate")
     COMMANDS["migrate"] = cmd_migrate
 
+    move = sub.add_parser(
+        "migrate-to",
+        help="copy this config's DuckDB file into an empty PostgreSQL database (serve stopped)",
+    )
+    move.add_argument("url", metavar="POSTGRESQL_URL", help="postgresql://user@host:5432/db")
+    move.add_argument("--json", action="store_true", help="print the rows copied as JSON")
+    move.set_defaults(command_key="migrate-to")
+    COMMANDS["migrate-to"] = cmd_migrate_to
+
     store = sub.add_parser("store", help="manage stores").add_subparsers(
         dest="store_command", required=True
     )
@@ -231,6 +240,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         f"{where}: applied {len(applied)} migration(s)" + "".join(f"\n  {m.name}" for m in applied)
     )
     asyncio.run(db.close())
+    return 0
+
+
+def cmd_migrate_to(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if settings.postgres_url is not None:
+        raise UsageError("migrate-to copies a DuckDB file: this config's database is PostgreSQL")
+    if not str(args.url).startswith(("postgresql://", "postgres://")):
+        raise UsageError(f"expected a postgresql:// URL, got {args.url!r}")
+    from indexer.store.postgres.move import TargetNotEmpty, move
+
+    try:
+        copied = move(settings.database, args.url)
+    except TargetNotEmpty as exc:  # refused before anything was written
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(copied))
+    else:
+        print(
+            f"{settings.database}: copied {sum(copied.values())} rows in {len(copied)} tables; "
+            'point every replica at it with database = "postgresql://…" (CHAINPAY_DATABASE)'
+        )
     return 0
 
 
