@@ -142,6 +142,14 @@ class Append:
     row: tuple[Any, ...]
 
 
+def group_appends(appends: Sequence[Append]) -> dict[tuple[str, tuple[str, ...]], list[Any]]:
+    """A transaction's added rows by (table, columns): one bulk insert each."""
+    groups: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+    for item in appends:
+        groups.setdefault((item.table, item.columns), []).append(item.row)
+    return groups
+
+
 NO_HORIZON = 2**63 - 1  # one writer: every committed transaction is final
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import duckdb
 
@@ -41,10 +41,25 @@ from indexer.store.errors import (
     UniqueViolation,
 )
 from indexer.store.port import UnitOfWork
-from indexer.store.repositories.unit_of_work import STAGING, SqlUnitOfWork
+from indexer.store.repositories.unit_of_work import SqlUnitOfWork
+from indexer.store.sql import group_appends
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class NeedsTransaction(StoreError):
+    """A staged write asked the database for something: it must run on the writer."""
+
+
+class _Staging:
+    """The connection of a staging unit of work: any use means the write needs the writer."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsTransaction(name)
+
+
+STAGING = cast(Connection, _Staging())
 
 
 @dataclass
@@ -72,6 +87,10 @@ _STORAGE_MESSAGES = (
 )
 
 
+class DatabaseInvalidated(StorageUnavailable):
+    """DuckDB gave up on the database after a fatal error: it must be closed and reopened."""
+
+
 def storage_failure(exc: BaseException) -> StorageUnavailable | None:
     """The driver error as a StorageUnavailable when the storage is at fault, else None."""
     if isinstance(exc, StorageUnavailable):
@@ -81,7 +100,7 @@ def storage_failure(exc: BaseException) -> StorageUnavailable | None:
     message = str(exc)
     lowered = message.lower()
     if isinstance(exc, duckdb.FatalException) or "invalidated" in lowered:
-        return StorageUnavailable(f"the database was invalidated by a fatal error: {message}")
+        return DatabaseInvalidated(f"the database was invalidated by a fatal error: {message}")
     if isinstance(exc, duckdb.IOException | duckdb.OutOfMemoryException) or any(
         phrase in lowered for phrase in _STORAGE_MESSAGES
     ):
@@ -305,7 +324,7 @@ class Database:
             failure = storage_failure(exc)
             if failure is None:
                 raise driver_neutral(exc) from exc
-            if "invalidated" in str(failure):
+            if isinstance(failure, DatabaseInvalidated):
                 self._invalidated(str(failure))
             raise failure from exc
 
@@ -598,7 +617,7 @@ class Database:
             self._fresh_writer()
             failure = storage_failure(exc)
             if failure is not None:
-                if "invalidated" in str(failure):
+                if isinstance(failure, DatabaseInvalidated):
                     self.health.invalidated = True
                 self._failed(failure)
             self._checkpoint_skipped("error", str(exc).splitlines()[0][:200])
@@ -699,7 +718,7 @@ class Database:
             self._fresh_writer()
             failure = storage_failure(exc)
             if failure is not None:
-                if "invalidated" in str(failure):
+                if isinstance(failure, DatabaseInvalidated):
                     self.health.invalidated = True
                 self._failed(failure)
                 raise failure from exc
@@ -718,10 +737,7 @@ def flush_appends(
 
     `appenders` caches DuckDB appenders bound to `conn` (the writer's, across batches).
     """
-    groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
-    for item in appends:
-        groups.setdefault((item.table, item.columns), []).append(item.row)
-    for target, rows in groups.items():
+    for target, rows in group_appends(appends).items():
         appender = appenders.get(target)
         if appender is None:
             table, columns = target

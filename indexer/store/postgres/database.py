@@ -39,7 +39,7 @@ from indexer.store.errors import (
 from indexer.store.port import UnitOfWork
 from indexer.store.postgres.connection import PgConnection
 from indexer.store.repositories.unit_of_work import SqlUnitOfWork
-from indexer.store.sql import Append, Migration, migrate, pending_migrations
+from indexer.store.sql import Append, Migration, group_appends, migrate, pending_migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -299,11 +299,6 @@ def _configure(raw: psycopg.Connection[Any]) -> None:
 
 def flush_appends(raw: psycopg.Connection[Any], appends: Sequence[Append]) -> None:
     """The transaction's added rows: one multi-row INSERT per (table, columns)."""
-    groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
-    for item in appends:
-        groups.setdefault((item.table, item.columns), []).append(item.row)
-    with raw.cursor() as cursor:
-        for (table, columns), rows in groups.items():
-            marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
-            query = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}"
-            cursor.executemany(query.encode(), rows)
+    conn = PgConnection(raw)
+    for (table, columns), rows in group_appends(appends).items():
+        conn.insert_rows(table, columns, rows)

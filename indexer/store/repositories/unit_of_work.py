@@ -1,10 +1,7 @@
-"""The DuckDB adapter's unit of work: one connection's transaction, as typed repositories."""
+"""The unit of work of the SQL repositories: one connection's transaction, as typed repositories."""
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from indexer.store.errors import StoreError
 from indexer.store.repositories.chain import SqlChainRepository
 from indexer.store.repositories.events import SqlEventRepository
 from indexer.store.repositories.idempotency import SqlIdempotencyRepository
@@ -13,20 +10,6 @@ from indexer.store.repositories.leases import SqlLeaseRepository
 from indexer.store.repositories.stores import SqlStoreRepository
 from indexer.store.repositories.webhooks import SqlWebhookRepository
 from indexer.store.sql import Append, Connection
-
-
-class NeedsTransaction(StoreError):
-    """A staged write asked the database for something: it must run on the writer."""
-
-
-class _Staging:
-    """The connection of a staging unit of work: any use means the write needs the writer."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise NeedsTransaction(name)
-
-
-STAGING = cast(Connection, _Staging())
 
 
 class SqlUnitOfWork:
