@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from indexer import preset
 from indexer.domain.errors import ChainpayError
+from indexer.domain.money import parse_amount
 from indexer.domain.network import Asset, Network
 from indexer.domain.pricing import (
     CURRENCY_DIGITS,
@@ -71,6 +72,22 @@ class PriceSettings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """[sweep]: forwarder stores' sweeps (docs/collecting-funds.md).
+
+    `gas_key_file` names a key that only pays gas: with it, chainpay sends sweeps itself every
+    `interval` seconds when the swept value is at least `gas_multiple` times the gas cost. The
+    key cannot move merchant funds: a forwarder can only pay its treasury. `alert_above` maps an
+    asset symbol to a decimal amount: unswept value above it raises ChainpayUnsweptValueHigh.
+    """
+
+    gas_key_file: Path | None = None
+    gas_multiple: int = 10
+    interval: int = 300
+    alert_above: dict[str, str] = field(default_factory=dict)  # symbol -> decimal amount
+
+
+@dataclass(frozen=True)
 class Settings:
     source: str
     database: Path  # the DuckDB file (unused when `postgres_url` is set)
@@ -79,6 +96,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     prices: PriceSettings = field(default_factory=PriceSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
     price_books: dict[str, PriceBook] = field(default_factory=dict)  # by network name
     paid_tolerance_ppm: int = 0  # [invoices] paid_tolerance, in millionths of the amount
     duckdb_threads: int = 1
@@ -108,6 +126,7 @@ _TOP_KEYS = {
     "analytics",
     "duckdb",
     "prices",
+    "sweep",
 }
 
 
@@ -310,6 +329,7 @@ def _build(
         analytics=analytics_settings,
         duckdb_threads=_positive(duckdb, "threads", int, 1),
         prices=_price_settings(top.sub("prices")),
+        sweep=_sweep_settings(top.sub("sweep"), networks),
         price_books={name: book for name, book in books.items() if book.feeds or book.pegs},
         paid_tolerance_ppm=_tolerance(invoices),
     )
@@ -333,6 +353,34 @@ def _price_settings(prices: _Reader) -> PriceSettings:
     if cache > 60:
         raise prices.fail("cache_seconds", "must be at most 60: a price is read at every head")
     return PriceSettings(PricePolicy(margin, skew), cache)
+
+
+def _sweep_settings(sweep: _Reader, networks: dict[str, Network]) -> SweepSettings:
+    sweep.only({"gas_key_file", "gas_multiple", "interval", "alert_above"})
+    key_file = sweep.get("gas_key_file", str)
+    if key_file is not None and not key_file.strip():
+        raise sweep.fail("gas_key_file", "must not be empty")
+    alert_above: dict[str, str] = {}
+    table = sweep.get("alert_above", dict, {})
+    for symbol, value in table.items():
+        known = [n.asset(symbol) for n in networks.values() if n.asset(symbol) is not None]
+        if not known:
+            raise sweep.fail(f"alert_above.{symbol}", "no configured network has this asset")
+        if not isinstance(value, str):
+            raise sweep.fail(f"alert_above.{symbol}", 'expected a decimal string such as "1000"')
+        for asset in known:
+            assert asset is not None
+            try:
+                parse_amount(value, asset.decimals, f"alert_above.{symbol}")
+            except ChainpayError as exc:
+                raise sweep.fail(f"alert_above.{symbol}", str(exc)) from None
+        alert_above[symbol] = value
+    return SweepSettings(
+        gas_key_file=Path(key_file) if key_file is not None else None,
+        gas_multiple=_positive(sweep, "gas_multiple", int, 10),
+        interval=_positive(sweep, "interval", int, 300),
+        alert_above=alert_above,
+    )
 
 
 def _price_book(net: _Reader, network: Network) -> PriceBook:
