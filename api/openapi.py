@@ -192,6 +192,13 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
             "confirmations": {"type": "integer"},
             "state": {"enum": [s.value for s in PaymentState]},
             "detected_at": _TIME,
+            "swept_by": {
+                "type": ["string", "null"],
+                "description": "Forwarder stores: the transaction that swept this payment to the "
+                "treasury (the first sweep of its address and asset after it; a native payment in "
+                "the sweep's own block counts as not swept); null until then and always for xpub "
+                "stores. Computed when read, so a reorg that drops the sweep sets it back to null.",
+            },
         },
     },
     "Invoice": {

@@ -69,6 +69,8 @@ class Payment:
     first_seen_at: datetime
     confirmed_at: datetime | None
     updated_at: datetime
+    # The sweep that moved it on to the treasury (forwarder stores), computed when read.
+    swept_by: str | None = None
 
     def view(self) -> PaymentView:
         return PaymentView(

@@ -122,4 +122,5 @@ def _payment_view(payment: Payment, network: Network) -> dict[str, Any]:
         "confirmations": payment.confirmations,
         "state": payment.state.value,
         "detected_at": iso(payment.first_seen_at),
+        "swept_by": payment.swept_by,
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from indexer.domain.records import Invoice, Payment
+from indexer.domain.sweep import Sweep
 from indexer.domain.transfer import Transfer
 from indexer.store.rows import (
     ApiKeyRow,
@@ -153,6 +154,26 @@ class ChainRepository(Protocol):
         self, network: str, blocks: Sequence[tuple[int, str]], transfers: Sequence[Transfer]
     ) -> None:
         """Store the transfers of `blocks` ((number, hash) pairs, ascending)."""
+        ...
+
+    def replace_sweeps(
+        self, network: str, blocks: Sequence[tuple[int, str]], sweeps: Sequence[Sweep]
+    ) -> None:
+        """Store the sweeps of `blocks` ((number, hash) pairs, ascending), replacing earlier
+        rows of the same blocks."""
+        ...
+
+    def list_sweeps(
+        self,
+        network: str,
+        addresses: Sequence[str] | None = None,
+        include_orphaned: bool = False,
+    ) -> list[Sweep]:
+        """Sweeps in chain order, of `addresses` when given, canonical unless asked."""
+        ...
+
+    def deposit_treasuries(self, network: str, addresses: Sequence[str]) -> dict[str, str]:
+        """Of `addresses`, this network's forwarder deposit addresses, with their treasury."""
         ...
 
     def upsert_payments(self, payments: Sequence[Payment]) -> None:
@@ -352,6 +373,9 @@ class Storage(Protocol):
     """Runs units of work. See the module docstring for the write contract."""
 
     commit_listeners: list[Callable[[set[str]], None]]
+    # Called on the event loop when OTHER processes committed ("events", "settings"), while
+    # `follow_remote_commits` runs; never on a store only one process can open (DuckDB).
+    remote_commit_listeners: list[Callable[[set[str]], None]]
     shared: bool  # several processes may use this store at once (leases, cache refreshes)
 
     async def read(self, fn: Callable[[UnitOfWork], T]) -> T:
@@ -390,6 +414,11 @@ class Storage(Protocol):
 
     async def backup(self, out: Path) -> dict[str, Any]:
         """A consistent copy of the whole database, written to `out`."""
+        ...
+
+    async def follow_remote_commits(self) -> None:
+        """Call `remote_commit_listeners` as other processes commit, until cancelled; a hint
+        that makes work happen sooner, never the only way it happens (callers still poll)."""
         ...
 
     async def close(self) -> None: ...

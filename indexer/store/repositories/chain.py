@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from indexer.domain.records import Invoice, Payment
+from indexer.domain.sweep import Sweep
 from indexer.domain.transfer import Transfer
 from indexer.store.repositories.base import Repository
 from indexer.store.repositories.invariants import InvariantQueries
@@ -28,6 +29,13 @@ _TRANSFER_COLUMNS = (
     "asset", "token", "from_address", "to_address", "amount",
 )  # fmt: skip
 _INSERT_CHUNK = 10_000
+_SWEEP_COLUMNS = (
+    "network", "block_number", "block_hash", "block_time", "tx_hash", "log_index", "address",
+    "treasury", "asset", "token", "amount",
+)  # fmt: skip
+_SWEEP_SELECT = ", ".join(
+    "amount::VARCHAR" if c == "amount" else c for c in (*_SWEEP_COLUMNS, "orphaned")
+)
 
 
 # -- payments ---------------------------------------------------------------------------------
@@ -122,6 +130,60 @@ class SqlChainRepository(ReconciliationQueries, InvariantQueries, Repository):
             chunk = rows[start : start + _INSERT_CHUNK]
             bulk_insert(self.conn, "transfers", _TRANSFER_COLUMNS, chunk, {"amount": "BIGNUM"})
 
+    def replace_sweeps(
+        self, network: str, blocks: Sequence[tuple[int, str]], sweeps: Sequence[Sweep]
+    ) -> None:
+        """Store the sweeps of `blocks` ((number, hash) pairs, ascending), replacing the rows of
+        an earlier visit of the same blocks, so a replayed block never records a sweep twice."""
+        if not blocks:
+            return
+        self.conn.execute(
+            "DELETE FROM sweeps WHERE network = ? AND block_number BETWEEN ? AND ? "
+            "AND block_hash IN (SELECT unnest(?))",
+            [network, blocks[0][0], blocks[-1][0], [block_hash for _, block_hash in blocks]],
+        )
+        rows = [
+            tuple(str(s.amount) if c == "amount" else getattr(s, c) for c in _SWEEP_COLUMNS)
+            for s in sweeps
+        ]
+        bulk_insert(self.conn, "sweeps", _SWEEP_COLUMNS, rows, {"amount": "BIGNUM"})
+
+    def list_sweeps(
+        self,
+        network: str,
+        addresses: Sequence[str] | None = None,
+        include_orphaned: bool = False,
+    ) -> list[Sweep]:
+        """Sweeps of `network` in chain order: of `addresses` (lowercase) when given, and of
+        the canonical chain only unless `include_orphaned`."""
+        query = f"SELECT {_SWEEP_SELECT} FROM sweeps WHERE network = ?" + (
+            "" if include_orphaned else " AND NOT orphaned"
+        )
+        params: list[Any] = [network]
+        if addresses is not None:
+            if not addresses:
+                return []
+            query += " AND address IN (SELECT unnest(?))"
+            params.append([a.lower() for a in addresses])
+        rows = self.conn.execute(query + " ORDER BY block_number, log_index", params).fetchall()
+        return [_sweep(row) for row in rows]
+
+    def deposit_treasuries(self, network: str, addresses: Sequence[str]) -> dict[str, str]:
+        """Of `addresses` (lowercase), those issued to this network's invoices of a forwarder
+        store, each with the store's treasury on the network (both lowercase)."""
+        if not addresses:
+            return {}
+        from eth_utils.address import to_checksum_address  # heavy: imported once hits exist
+
+        forms = [form for a in addresses for form in (a.lower(), str(to_checksum_address(a)))]
+        rows = self.conn.execute(
+            "SELECT lower(i.address), lower(t.treasury) FROM invoices i JOIN store_treasuries t "
+            "ON t.store_id = i.store_id AND t.network = i.network "
+            "WHERE i.network = ? AND i.address IN (SELECT unnest(?))",
+            [network, forms],
+        ).fetchall()
+        return {address: treasury for address, treasury in rows}
+
     def upsert_payments(self, payments: Sequence[Payment]) -> None:
         """Insert payments; one already known (re-included after a reorg) moves to its new block.
 
@@ -179,12 +241,14 @@ class SqlChainRepository(ReconciliationQueries, InvariantQueries, Repository):
             )
 
     def orphan_above(self, network: str, ancestor: int, now: datetime) -> list[str]:
-        """Orphan transfers and payments above `ancestor`; the invoices whose payments moved."""
-        self.conn.execute(
-            "UPDATE transfers SET orphaned = true "
-            "WHERE network = ? AND block_number > ? AND NOT orphaned",
-            [network, ancestor],
-        )
+        """Orphan transfers, sweeps and payments above `ancestor`; the invoices whose payments
+        moved."""
+        for table in ("transfers", "sweeps"):
+            self.conn.execute(
+                f"UPDATE {table} SET orphaned = true "
+                "WHERE network = ? AND block_number > ? AND NOT orphaned",
+                [network, ancestor],
+            )
         rows = self.conn.execute(
             "SELECT DISTINCT invoice_id FROM payments "
             "WHERE network = ? AND block_number > ? AND state <> 'orphaned'",
@@ -228,3 +292,20 @@ class SqlChainRepository(ReconciliationQueries, InvariantQueries, Repository):
             [network, native_symbol, now],
         ).fetchall()
         return [row[0] for row in rows]
+
+
+def _sweep(row: Sequence[Any]) -> Sweep:
+    return Sweep(
+        network=row[0],
+        block_number=row[1],
+        block_hash=row[2],
+        block_time=row[3],
+        tx_hash=row[4],
+        log_index=row[5],
+        address=row[6],
+        treasury=row[7],
+        asset=row[8],
+        token=row[9],
+        amount=int(row[10]),
+        orphaned=row[11],
+    )

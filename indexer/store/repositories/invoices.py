@@ -25,6 +25,19 @@ _PAYMENT_COLUMNS = (
     "block_number, block_hash, block_time, confirmations, state, first_seen_at, confirmed_at, "
     "updated_at"
 )
+# The first canonical sweep of a payment's (network, address, asset) after it: a later block,
+# or the same block and a later log for a token (a Transfer's log index orders it within the
+# block). A native payment in the sweep's own block counts as not swept: a transaction's own
+# value and internal transfers carry no log index that orders them against the sweep's event.
+# Computed when read, so a reorg that orphans a sweep or a payment needs no flag put right.
+_SWEPT_BY = (
+    "CASE WHEN payments.state = 'orphaned' THEN NULL ELSE (SELECT s.tx_hash FROM sweeps s "
+    "WHERE s.network = payments.network AND s.address = payments.address "
+    "AND s.asset = payments.asset AND NOT s.orphaned AND (s.block_number > payments.block_number "
+    "OR (s.block_number = payments.block_number AND s.token IS NOT NULL "
+    "AND s.log_index > payments.log_index)) ORDER BY s.block_number, s.log_index LIMIT 1) "
+    "END AS swept_by"
+)
 
 
 def _invoice(row: Sequence[Any]) -> Invoice:
@@ -87,6 +100,7 @@ def _payment(row: Sequence[Any]) -> Payment:
         first_seen_at=row[14],
         confirmed_at=row[15],
         updated_at=row[16],
+        swept_by=row[17] if len(row) > 17 else None,
     )
 
 
@@ -251,7 +265,8 @@ class SqlInvoiceRepository(Repository):
         if not invoice_ids:
             return result
         rows = self.conn.execute(
-            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE invoice_id IN (SELECT unnest(?)) "
+            f"SELECT {_PAYMENT_COLUMNS}, {_SWEPT_BY} FROM payments "
+            "WHERE invoice_id IN (SELECT unnest(?)) "
             "ORDER BY block_number, tx_hash, log_index",
             [list(invoice_ids)],
         ).fetchall()
