@@ -7,6 +7,7 @@ DuckDB file, so the API, the chain tails, the expirer and the dispatcher all liv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class Gateway:
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     failure: BaseException | None = field(init=False, default=None)  # a worker's ConfigError
     on_failure: Callable[[], None] | None = field(init=False, default=None)
+    _settings_changed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def open(self, migrate: bool = True) -> None:
         """Open DuckDB, apply migrations, rebuild the in-memory indexes. Raises StoreError."""
@@ -125,6 +127,8 @@ class Gateway:
         self.db.commit_listeners.append(
             lambda kinds: self.webhooks.notify() if kinds - {"webhooks"} else None
         )
+        # Another replica's commit (a shared store): its events and settings count here now.
+        self.db.remote_commit_listeners.append(self._remote_commit)
         self.network_status = {
             name: NetworkStatus(name, ready_lag_seconds=network.ready_lag_seconds)
             for name, network in self.settings.networks.items()
@@ -155,11 +159,21 @@ class Gateway:
             return None
         return status.lag_seconds
 
+    def _remote_commit(self, kinds: set[str]) -> None:
+        if "events" in kinds:
+            self.webhooks.notify()
+        if "settings" in kinds:
+            self._settings_changed.set()
+
     async def refresh_caches(self, every: float = 1.0) -> None:
-        """Stores, keys and webhook endpoints anew from the shared store every `every` s: a key
+        """Stores, keys and webhook endpoints anew from the shared store every `every` s, and at
+        once when another process tells it changed them (`follow_remote_commits`): a key
         revoked or an endpoint changed through another process counts here within that."""
         while True:
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._settings_changed.wait()
+            self._settings_changed.clear()
             try:
                 await self.db.read(self.stores.refresh)
                 await self.db.read(self.webhooks.load)
@@ -271,6 +285,7 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
         loops.append(single("exporter", exporter.run))
     if shared:
         loops.append(gateway.refresh_caches)
+        loops.append(gateway.db.follow_remote_commits)
     return loops
 
 

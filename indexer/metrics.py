@@ -190,6 +190,16 @@ DB_WRITE_TIMEOUTS = Counter(
     "chainpay_db_write_timeouts_total",
     "Writes whose caller stopped waiting for the commit (answered 503); the write may still land",
 )
+DB_LISTENING = Gauge(
+    "chainpay_db_listening",
+    "1 while this replica listens for other replicas' commits (PostgreSQL LISTEN/NOTIFY)",
+)
+DB_REMOTE_COMMITS = Counter(
+    "chainpay_db_remote_commits_total",
+    "Wake-ups from commits heard through the database (PostgreSQL NOTIFY), by kind; every kind "
+    "once after each (re)connect",
+    ["kind"],
+)
 
 # --- node behaviour (indexer/chain) -------------------------------------------------------------
 RPC_BATCH_LIMIT = Gauge(

@@ -192,6 +192,7 @@ class Database:
         # Called on the event loop after a transaction with at least one successful job commits
         # (e.g. the webhook dispatcher's wake-up), with the kinds of the jobs it held.
         self.commit_listeners: list[Callable[[set[str]], None]] = []
+        self.remote_commit_listeners: list[Callable[[set[str]], None]] = []  # never called
         metrics.DB_WRITABLE.set(1)
 
     # -- connections -------------------------------------------------------------------------
@@ -241,6 +242,9 @@ class Database:
     def pending_migrations(self) -> list[Migration]:
         """For start-up code; a running gateway asks `await read(pending_migrations)`."""
         return pending_migrations(self._startup_connection())
+
+    async def follow_remote_commits(self) -> None:
+        """Nothing to follow: no other process can commit to a file this process holds."""
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer, close every connection."""

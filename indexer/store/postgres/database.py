@@ -37,6 +37,7 @@ from indexer.store.errors import (
     UniqueViolation,
 )
 from indexer.store.port import UnitOfWork
+from indexer.store.postgres import notify
 from indexer.store.postgres.connection import PgConnection
 from indexer.store.repositories.unit_of_work import SqlUnitOfWork
 from indexer.store.sql import Append, Migration, group_appends, migrate, pending_migrations
@@ -100,6 +101,7 @@ class PostgresStorage:
         self.read_timeout = read_timeout
         self.retries = retries
         self.commit_listeners: list[Callable[[set[str]], None]] = []
+        self.remote_commit_listeners: list[Callable[[set[str]], None]] = []  # notify.follow
         self.shared = True  # replicas share the database: leases and cache refreshes apply
         self._problem: str | None = None
         self._closed = False
@@ -130,7 +132,7 @@ class PostgresStorage:
             raw.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
             try:
                 applied = migrate(PgConnection(raw))
-                for statement in POSTGRES_ONLY:
+                for statement in (*POSTGRES_ONLY, *notify.SCHEMA):
                     raw.execute(statement.encode())
                 return applied
             finally:
@@ -139,6 +141,13 @@ class PostgresStorage:
     def pending_migrations(self) -> list[Migration]:
         with self._pool.connection() as raw:
             return pending_migrations(PgConnection(raw))
+
+    async def follow_remote_commits(self) -> None:
+        def wake(kinds: set[str]) -> None:
+            for listener in self.remote_commit_listeners:
+                listener(kinds)
+
+        await notify.follow(self.url, wake)
 
     async def close(self) -> None:
         self._closed = True
