@@ -52,7 +52,7 @@ def test_rebuilding_from_source_reproduces_committed_artifacts_byte_for_byte(
         ("Forwarder.json", {"forward", "split"}, set()),
         ("AwkwardToken.json", {"mint", "transfer", "balanceOf", "decimals", "mode", "setMode"},
          {"Transfer"}),
-        ("DepositForwarder.json", set(), set()),
+        ("DepositForwarder.json", set(), {"NativeSwept"}),
         ("ForwarderFactory.json", {"sweep", "sweepTokens", "depositAddress"}, set()),
         ("TestAggregator.json", {"decimals", "description", "version", "reverts", "setAnswer",
                                  "setRound", "setReverts", "latestRoundData", "getRoundData"},

@@ -26,10 +26,16 @@ error LowGas();
 uint256 constant BALANCE_GAS = 100_000;
 uint256 constant TRANSFER_GAS = 300_000;
 uint256 constant TOKEN_RESERVE = BALANCE_GAS + TRANSFER_GAS + 20_000;
-uint256 constant FINISH_RESERVE = 40_000; // selfdestruct to a possibly new account: 5k + 2.6k + 25k
+// the NativeSwept log (~2k) and selfdestruct to a possibly new account: 5k + 2.6k + 25k
+uint256 constant FINISH_RESERVE = 42_000;
 uint256 constant START_RESERVE = 120_000; // a forwarder's start: the token-list callback
 
 contract DepositForwarder {
+    /// The native coin this deposit address sends its treasury. selfdestruct moves coin without
+    /// a call or a log, so this event is what the books see; its log's address is the deposit
+    /// address itself, where only the factory can place this code, so no one else can forge it.
+    event NativeSwept(address indexed treasury, uint256 amount);
+
     constructor(address payable treasury) payable {
         address[] memory tokens = ITokenList(msg.sender).sweepTokens();
         for (uint256 i = 0; i < tokens.length; ++i) {
@@ -37,6 +43,8 @@ contract DepositForwarder {
             _sweep(tokens[i], treasury);
         }
         if (gasleft() < FINISH_RESERVE) revert LowGas();
+        uint256 amount = address(this).balance;
+        if (amount > 0) emit NativeSwept(treasury, amount);
         // Moves all native coin, sent before or during this transaction, without calling the
         // treasury's code (a contract wallet that rejects plain transfers still receives it).
         selfdestruct(treasury);
