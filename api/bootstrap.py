@@ -33,6 +33,7 @@ from indexer.workers.invariants import BooksChecker
 from indexer.workers.lease import Leases, leased, process_identity
 from indexer.workers.pruner import IdempotencyPruner
 from indexer.workers.tail import TailWorker
+from indexer.workers.unswept import UnsweptGauge
 
 log = logging.getLogger("chainpay")
 
@@ -265,6 +266,12 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
         single(
             "books-checker",
             BooksChecker(gateway.db, gateway.settings.networks, gateway.matcher.screen).run,
+        ),
+        single(
+            "unswept",
+            UnsweptGauge(
+                gateway.db, gateway.settings.networks, gateway.settings.sweep.alert_above
+            ).run,
         ),
         single(
             "dispatcher",

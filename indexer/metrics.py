@@ -282,3 +282,18 @@ BLOCK_TIME = Gauge(
     "The network's configured block pace (`block_time`): alerts scale their thresholds by it",
     ["network"],
 )
+
+# Forwarder stores' sweeps (docs/collecting-funds.md): per network and asset, in asset units.
+UNSWEPT_AMOUNT = Gauge(
+    "chainpay_unswept_amount",
+    "Value confirmed payments credited to forwarder deposit addresses and no sweep has moved "
+    "to the treasury yet, in asset units (e.g. 12.5 USDT); a float, as Prometheus keeps "
+    "samples: the books are exact integers, `chainpay sweep` prints exact amounts",
+    ["network", "asset"],
+)
+UNSWEPT_ALERT_THRESHOLD = Gauge(
+    "chainpay_unswept_alert_threshold",
+    "[sweep] alert_above for the asset, in asset units: ChainpayUnsweptValueHigh fires while "
+    "chainpay_unswept_amount stays above it",
+    ["network", "asset"],
+)

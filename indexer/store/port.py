@@ -218,6 +218,11 @@ class ChainRepository(Protocol):
         """Canonical transfers of blocks `after+1..upto` to issued addresses with no payment."""
         ...
 
+    def unswept_amounts(self) -> dict[tuple[str, str], int]:
+        """(network, asset) -> base units that confirmed payments credited to forwarder deposit
+        addresses and canonical sweeps have not moved (per address, never below zero)."""
+        ...
+
 
 class EventRepository(Protocol):
     """The events table, which is also the outbox."""

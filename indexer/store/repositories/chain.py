@@ -17,6 +17,7 @@ from indexer.store.repositories.base import Repository
 from indexer.store.repositories.invariants import InvariantQueries
 from indexer.store.repositories.invoices import SqlInvoiceRepository
 from indexer.store.repositories.reconciliation import ReconciliationQueries
+from indexer.store.repositories.unswept import UnsweptQueries
 from indexer.store.rows import BLOCKS_KEPT, Cursor, PendingPayment, StoredBlock
 from indexer.store.sql import bulk_insert
 
@@ -47,7 +48,7 @@ _SWEEP_SELECT = ", ".join(
 # -- balance reconciliation (nodes without traces) ---------------------------------------------
 
 
-class SqlChainRepository(ReconciliationQueries, InvariantQueries, Repository):
+class SqlChainRepository(ReconciliationQueries, InvariantQueries, UnsweptQueries, Repository):
     """The chain repository: its SQL on one connection."""
 
     def get_cursor(self, network: str) -> Cursor | None:
