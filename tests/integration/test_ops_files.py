@@ -55,6 +55,7 @@ EXPECTED_ALERTS = {
     "ChainpayNodeStateMissing",
     "ChainpayPriceFeedStale",
     "ChainpayNetworkWithoutLeader",
+    "ChainpayUnsweptValueHigh",
 }
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0"}
 URL = re.compile(r"\b(?:https?|wss?)://[^\s\"'`<>)\]},]+")
