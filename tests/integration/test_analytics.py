@@ -180,6 +180,37 @@ async def books(
             "amount": str(UINT256_MAX),
         },
     ]
+    # The shop is a forwarder store on ethereum (its treasury row): usdt_a swept whole, usdt_b
+    # in part (plus a sweep a reorg dropped), its wrong-asset ETH not at all.
+    treasury = "0x" + "7" * 40
+    treasuries = [
+        {
+            "store_id": merchant.store_id,
+            "network": "ethereum",
+            "treasury": treasury,
+            "factory": "0x" + "f" * 40,
+            "created_at": DAY1,
+        }
+    ]
+    sweeps = [
+        {
+            "network": "ethereum",
+            "block_number": 120 + n,
+            "block_hash": "0x" + "e" * 63 + str(n),
+            "block_time": DAY2,
+            "tx_hash": f"0x1{n}",
+            "log_index": n,
+            "address": invoice["address"].lower(),
+            "treasury": treasury,
+            "asset": "USDT",
+            "token": "0x" + "d" * 40,
+            "amount": str(amount),
+            "orphaned": orphaned,
+        }
+        for n, (invoice, amount, orphaned) in enumerate(
+            [(usdt_a, 10_000_000, False), (usdt_b, 2_000_000, False), (usdt_b, 5_000_000, True)]
+        )
+    ]
     event_ids = await gateway.db.read(
         lambda c: [r[0] for r in c.execute("SELECT id FROM events ORDER BY seq").fetchall()]
     )
@@ -220,6 +251,8 @@ async def books(
     def write(conn: Connection) -> None:
         insert(conn, "payments", payments)
         insert(conn, "transfers", transfers)
+        insert(conn, "store_treasuries", treasuries)
+        insert(conn, "sweeps", sweeps)
         insert(conn, "deliveries", deliveries)
         insert(conn, "delivery_attempts", attempts)
         conn.execute(
@@ -227,7 +260,11 @@ async def books(
         )
 
     await gateway.db.write(write)
-    return {"stores": (merchant.store_id, other.store_id), "invoices": ids}
+    return {
+        "stores": (merchant.store_id, other.store_id),
+        "invoices": ids,
+        "addresses": {"usdt_b": usdt_b["address"].lower()},
+    }
 
 
 # --- the export ----------------------------------------------------------------------------------
@@ -244,6 +281,8 @@ async def test_export_writes_every_analyst_table_with_row_counts(
         "invoices": 4,
         "payments": 5,
         "transfers": 2,
+        "sweeps": 3,
+        "store_treasuries": 1,
         "blocks": 0,
         "chain_cursors": 0,
         "events": 4,
@@ -293,6 +332,37 @@ async def test_uint256_amounts_are_exact_as_decimal_or_text(
         f"SELECT sum(amount_text::BIGNUM)::VARCHAR FROM "
         f"read_parquet('{tmp_path}/export/transfers/**/*.parquet')"
     ).fetchone() == (str(UINT256_MAX + 10_000_000),)
+
+
+async def test_export_carries_sweeps_with_exact_amounts_and_the_orphaned_flag(
+    gateway: Gateway, books: dict[str, Any], tmp_path: Path
+) -> None:
+    await gateway.db.export_snapshot(tmp_path / "export")
+    con = duckdb.connect()
+
+    rows = con.execute(
+        f"SELECT tx_hash, address, asset, amount, typeof(amount), amount_text, orphaned, day "
+        f"FROM read_parquet('{tmp_path}/export/sweeps/**/*.parquet') ORDER BY tx_hash"
+    ).fetchall()
+
+    usdt_b = books["addresses"]["usdt_b"]
+    assert [r[0] for r in rows] == ["0x10", "0x11", "0x12"]
+    assert rows[1:] == [
+        (
+            "0x11",
+            usdt_b,
+            "USDT",
+            Decimal(2_000_000),
+            "DECIMAL(38,0)",
+            "2000000",
+            False,
+            DAY2.date(),
+        ),
+        ("0x12", usdt_b, "USDT", Decimal(5_000_000), "DECIMAL(38,0)", "5000000", True, DAY2.date()),
+    ]
+    assert sorted(p.name for p in (tmp_path / "export" / "sweeps").iterdir()) == [
+        "network=ethereum"
+    ]
 
 
 async def test_export_is_one_snapshot_while_writes_continue(
@@ -368,11 +438,20 @@ def check_webhook_success(rows: list[tuple[Any, ...]], books: dict[str, Any]) ->
     ]
 
 
+def check_unswept_per_address(rows: list[tuple[Any, ...]], books: dict[str, Any]) -> None:
+    address = books["addresses"]["usdt_b"]
+    assert [tuple(r) for r in rows] == [
+        ("ethereum", address, "ETH", Decimal(7), Decimal(0), Decimal(7)),
+        ("ethereum", address, "USDT", Decimal(5_000_000), Decimal(2_000_000), Decimal(3_000_000)),
+    ]
+
+
 CHECKS: dict[str, Check] = {
     "Daily volume per token and network": check_daily_volume,
     "Payments per store": check_payments_per_store,
     "Time from first sight to confirmation": check_time_to_confirmation,
     "Webhook success rate": check_webhook_success,
+    "Unswept value per deposit address": check_unswept_per_address,
 }
 
 

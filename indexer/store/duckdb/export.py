@@ -38,6 +38,8 @@ ANALYST_TABLES = (
     "invoices",
     "payments",
     "transfers",
+    "sweeps",
+    "store_treasuries",
     "blocks",
     "chain_cursors",
     "events",
