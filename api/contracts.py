@@ -12,6 +12,7 @@ import asyncio
 import json
 from typing import Any
 
+from api.bootstrap import open_storage
 from api.command import Handler, UsageError, call_admin, settings_from
 from indexer import forwarder
 from indexer.chain.errors import RpcError
@@ -21,7 +22,6 @@ from indexer.domain.clock import SystemClock
 from indexer.domain.money import parse_amount
 from indexer.domain.network import Network
 from indexer.services.stores import StoreService
-from indexer.store.duckdb.database import Database
 from indexer.store.errors import DatabaseLocked
 from indexer.store.port import Storage
 from indexer.sweep import SweepError, holdings_to_check, plan_sweeps
@@ -124,7 +124,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     network = _network(settings, args.network)
     request = {"network": network.name, "asset": args.asset, "min_value": args.min_value}
     try:
-        db = Database(settings.database)
+        db = open_storage(settings)  # PostgreSQL too: Database() would open a file of that name
     except DatabaseLocked:
         db = None
     if db is None:

@@ -48,6 +48,9 @@ FACTORY_SALT = bytes(32)  # anyone may deploy the factory; the same code lands a
 SALT_DOMAIN = b"chainpay/deposit"
 ZERO_ADDRESS = "0x" + "00" * 20
 SWEEP_SELECTOR = keccak(text="sweep(address,bytes32[],address[])")[:4]
+# DepositForwarder's event, logged from the deposit address right before selfdestruct moves its
+# native coin to the treasury (a transfer no log would otherwise show).
+NATIVE_SWEPT_TOPIC = "0x" + keccak(text="NativeSwept(address,uint256)").hex()
 
 
 @dataclass(frozen=True)

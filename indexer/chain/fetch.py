@@ -3,7 +3,9 @@
 For blocks `first..last` this reads the bodies (one batch), the Transfer logs of the configured
 token contracts (one `eth_getLogs`, split by the reader when refused), receipts of native
 transactions to issued addresses, and native coin moved by internal calls: from call traces
-when the node offers them, else by reconciling balances of open native invoices. The result is
+when the node offers them, else by reconciling balances of open native invoices, and, on a
+network with forwarder stores, the `NativeSwept` logs of swept deposit addresses (one more
+`eth_getLogs`, by topic, split by the reader like the first). The result is
 a list of `FetchedBlock`s whose hashes link parent to child; every log is checked against its
 block's hash so a reorg during the fetch can never mix two branches.
 
@@ -39,7 +41,9 @@ from indexer.chain.errors import MethodNotFound, MissingState, RpcError
 from indexer.chain.parity import parity_internal_transfers
 from indexer.chain.reader import ChainReader
 from indexer.domain.network import Network
+from indexer.domain.sweep import Sweep
 from indexer.domain.transfer import Transfer
+from indexer.forwarder import NATIVE_SWEPT_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ OpenNativeAddresses = Callable[[], Awaitable[list[str]]]
 OpenAddresses = Callable[[], Awaitable[list[str]]]
 # (addresses, through block) -> native coin credited to each address up to that block
 NativeCredited = Callable[[Sequence[str], int], Awaitable[dict[str, int]]]
+# whether the network has forwarder stores (their sweeps are worth fetching)
+HasForwarders = Callable[[], Awaitable[bool]]
 
 
 class InconsistentChain(RpcError):
@@ -70,6 +76,9 @@ class InconsistentChain(RpcError):
 class FetchedBlock:
     block: Block
     transfers: tuple[Transfer, ...]  # in chain order
+    # NativeSwept logs of the block, not yet screened: any contract can emit the same event,
+    # only those whose address is an issued forwarder deposit are sweeps (indexer.services.blocks)
+    native_sweeps: tuple[Sweep, ...] = ()
 
     @property
     def time(self) -> datetime:
@@ -81,7 +90,8 @@ class BlockFetcher:
 
     `native_credited` (native coin credited per address up to a block) enables the
     reconciliation after a window without state; `open_addresses` (every open invoice's
-    address) enables the logsBloom cross-check of empty `eth_getLogs` answers.
+    address) enables the logsBloom cross-check of empty `eth_getLogs` answers; `has_forwarders`
+    (whether the network has forwarder stores) enables the sweeps' logs.
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class BlockFetcher:
         *,
         native_credited: NativeCredited | None = None,
         open_addresses: OpenAddresses | None = None,
+        has_forwarders: HasForwarders | None = None,
         refetch_pause: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -102,6 +113,9 @@ class BlockFetcher:
         self.open_native_addresses = open_native_addresses
         self.native_credited = native_credited
         self.open_addresses = open_addresses
+        self.has_forwarders = has_forwarders
+        # True once the network has a forwarder store: stores are never deleted, so it stays
+        self.watches_sweeps = False
         self.refetch_pause = refetch_pause
         self._monotonic = monotonic
         self._contracts = [t.contract.lower() for t in network.tokens if t.contract]
@@ -131,7 +145,35 @@ class BlockFetcher:
             found[transfer.block_number].append(transfer)
         for transfer in await self._internal_transfers(blocks, native):
             found[transfer.block_number].append(transfer)
-        return [FetchedBlock(b, tuple(found[b.number])) for b in blocks]
+        swept: dict[int, list[Sweep]] = {b.number: [] for b in blocks}
+        for sweep in await self._native_sweeps(first, last, by_number):
+            swept[sweep.block_number].append(sweep)
+        return [FetchedBlock(b, tuple(found[b.number]), tuple(swept[b.number])) for b in blocks]
+
+    async def _native_sweeps(self, first: int, last: int, blocks: dict[int, Block]) -> list[Sweep]:
+        """Every `NativeSwept` log of the range, on a network with forwarder stores."""
+        if not self.watches_sweeps:
+            if self.has_forwarders is None or not await self.has_forwarders():
+                return []
+            self.watches_sweeps = True
+        logs = await self.reader.get_logs(first, last, None, [NATIVE_SWEPT_TOPIC])
+        sweeps: list[Sweep] = []
+        for raw in logs:
+            decoded = _native_swept(raw)
+            if decoded is None:
+                continue
+            number, block_hash, tx_hash, log_index, address, treasury, amount = decoded
+            block = blocks.get(number)
+            if block is None:
+                continue
+            if block_hash != block.hash:
+                raise InconsistentChain(None, f"log of block {block.number} from another branch")
+            sweeps.append(
+                Sweep(self.network.name, number, block.hash,
+                      datetime.fromtimestamp(block.timestamp, UTC), tx_hash, log_index, address,
+                      treasury, self.network.native.symbol, None, amount)
+            )  # fmt: skip
+        return sweeps
 
     async def _token_transfers(
         self, first: int, last: int, blocks: dict[int, Block]
@@ -395,6 +437,35 @@ class BlockFetcher:
                                   None, "", address, credit)
                     )  # fmt: skip
         return transfers
+
+
+def _native_swept(
+    raw: dict[str, object],
+) -> tuple[int, str, str, int, str, str, int] | None:
+    """(block, block hash, tx, log index, address, treasury, amount) of a `NativeSwept` log."""
+    topics = raw.get("topics")
+    if raw.get("removed") or not isinstance(topics, list) or len(topics) != 2:
+        return None
+    if str(topics[0]).lower() != NATIVE_SWEPT_TOPIC:
+        return None
+    fields = (raw.get(k) for k in ("blockNumber", "blockHash", "transactionHash", "logIndex"))
+    number, block_hash, tx_hash, log_index = fields
+    address, data, treasury = raw.get("address"), raw.get("data"), str(topics[1])
+    texts = (number, block_hash, tx_hash, log_index, address, data)
+    if not all(isinstance(t, str) for t in texts):
+        return None
+    assert isinstance(data, str) and isinstance(address, str)
+    body = data.removeprefix("0x")
+    if len(body) != 64 or len(treasury) != 66 or treasury[2:26] != "0" * 24:
+        return None
+    try:
+        amount = int(body, 16)
+    except ValueError:
+        return None
+    return (
+        int(str(number), 16), str(block_hash).lower(), str(tx_hash).lower(),
+        int(str(log_index), 16), address.lower(), "0x" + treasury[26:].lower(), amount,
+    )  # fmt: skip
 
 
 def _log_block(raw: dict[str, object]) -> int | None:

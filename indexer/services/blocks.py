@@ -2,11 +2,17 @@
 
 `process(first, last)` fetches a range (all network I/O first), then hands the run of blocks to
 the writer as one job: transfers, payments, confirmations, invoice re-evaluation with its
-events, the blocks' hashes and the cursor commit together. Following the head, a run is one
+events, the sweeps of forwarder deposit addresses, the blocks' hashes and the cursor commit
+together. Following the head, a run is one
 block: one transaction per block. Catching up, a run is up to a range of blocks in one
 transaction, each block still applied in order with its own payments and events. The job first
 checks that the stored cursor is exactly the run's parent, so a replay can never apply a block
 twice or skip one. Memory (the cursor) and metrics change only after the commit.
+
+Sweeps: a configured token's Transfer from an issued address, and a `NativeSwept` log emitted
+by one, are screened in memory by the matcher like payments; the job keeps those whose address
+is a forwarder deposit of this network and whose recipient is its store's treasury (one query,
+for the few hits), so what the books call a sweep is decided from the database, on every replica.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from indexer.domain.errors import ChainpayError
 from indexer.domain.invoice import PaymentState
 from indexer.domain.network import Network
 from indexer.domain.records import Invoice, Payment
+from indexer.domain.sweep import Sweep
 from indexer.domain.transfer import Transfer
 from indexer.domain.view import amount_text, state_text
 from indexer.services.evaluation import Reevaluation, reevaluate
@@ -142,6 +149,7 @@ class BlockService:
             t.to_address for item in fetched for t in item.transfers if t.amount > 0
         )
         job = _RangeJob(self.network, self.settings, fetched, hits, finalized, self._now())
+        job.sweeps = self._sweep_candidates(fetched)
         fence = self.fence
 
         def apply(uow: UnitOfWork) -> list[BlockOutcome]:
@@ -155,6 +163,26 @@ class BlockService:
         for outcome in outcomes:
             self._record(outcome, elapsed)
         return self.cursor.number
+
+    def _sweep_candidates(self, fetched: list[FetchedBlock]) -> list[Sweep]:
+        """Token transfers and NativeSwept logs from issued addresses (screened in memory)."""
+        if not self.fetcher.watches_sweeps:
+            return []
+        outgoing = [
+            t for item in fetched for t in item.transfers
+            if t.kind == "erc20" and t.amount > 0 and t.from_address != t.to_address
+        ]  # fmt: skip
+        native = [s for item in fetched for s in item.native_sweeps if s.amount > 0]
+        issued = self.fetcher.screen(
+            [t.from_address for t in outgoing] + [s.address for s in native]
+        )
+        tokens = [
+            Sweep(t.network, t.block_number, t.block_hash, t.block_time, t.tx_hash, t.log_index,
+                  t.from_address, t.to_address, t.asset, t.token, t.amount)
+            for t in outgoing
+            if t.from_address in issued
+        ]  # fmt: skip
+        return tokens + [s for s in native if s.address in issued]
 
     def _record(self, outcome: BlockOutcome, seconds: float) -> None:
         name = self.network.name
@@ -316,6 +344,7 @@ class _RangeJob:
         self.hits = hits  # recipients that are issued addresses
         self.finalized = finalized
         self.now = now
+        self.sweeps: list[Sweep] = []  # candidates from issued addresses, kept if they are sweeps
 
     def apply(self, uow: UnitOfWork) -> list[BlockOutcome]:
         name, first, tip = self.network.name, self.fetched[0].block, self.fetched[-1].block
@@ -330,6 +359,7 @@ class _RangeJob:
             [(item.block.number, item.block.hash) for item in busy],
             [transfer for item in busy for transfer in item.transfers],
         )
+        self._record_sweeps(uow)
         pending = {(p.tx_hash, p.log_index): p for p in uow.chain.pending_payments(name)}
         outcomes = [self._block(uow, item, pending) for item in self.fetched]
         if pending:
@@ -340,6 +370,16 @@ class _RangeJob:
             uow.chain.prune_blocks(name, tip.number)
         uow.chain.save_cursor(name, Cursor(tip.number, tip.hash), self.now)
         return outcomes
+
+    def _record_sweeps(self, uow: UnitOfWork) -> None:
+        """Keep the candidates sent by a forwarder deposit of this network to its treasury."""
+        if not self.sweeps:
+            return
+        name = self.network.name
+        treasuries = uow.chain.deposit_treasuries(name, sorted({s.address for s in self.sweeps}))
+        swept = [s for s in self.sweeps if treasuries.get(s.address) == s.treasury]
+        blocks = sorted({(s.block_number, s.block_hash) for s in self.sweeps})
+        uow.chain.replace_sweeps(name, blocks, swept)
 
     def _block(
         self,

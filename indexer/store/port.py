@@ -176,6 +176,10 @@ class ChainRepository(Protocol):
         """Of `addresses`, this network's forwarder deposit addresses, with their treasury."""
         ...
 
+    def has_forwarder_stores(self, network: str) -> bool:
+        """Whether a forwarder store has a treasury on `network` (its sweeps are watched)."""
+        ...
+
     def upsert_payments(self, payments: Sequence[Payment]) -> None:
         """Insert payments; one already known (re-included after a reorg) moves to its block."""
         ...

@@ -310,9 +310,13 @@ class TailWorker:
             now = self.clock.now()
             return await self.db.read(lambda c: c.chain.open_addresses(name, now))
 
+        async def has_forwarders() -> bool:
+            return await self.db.read(lambda c: c.chain.has_forwarder_stores(name))
+
         fetcher = BlockFetcher(
             reader, self.network, self.matcher.screen, open_native_addresses,
             native_credited=native_credited, open_addresses=open_addresses,
+            has_forwarders=has_forwarders,
         )  # fmt: skip
         return BlockService(self.db, self.settings, self.network, reader, fetcher, self.clock)
 

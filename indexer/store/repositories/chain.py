@@ -185,6 +185,13 @@ class SqlChainRepository(ReconciliationQueries, InvariantQueries, UnsweptQueries
         ).fetchall()
         return {address: treasury for address, treasury in rows}
 
+    def has_forwarder_stores(self, network: str) -> bool:
+        """Whether a forwarder store has a treasury on `network` (its sweeps are watched)."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM store_treasuries WHERE network = ?", [network]
+        ).fetchone()
+        return bool(row and row[0])
+
     def upsert_payments(self, payments: Sequence[Payment]) -> None:
         """Insert payments; one already known (re-included after a reorg) moves to its new block.
 
