@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from indexer import forwarder, metrics
+from indexer.chain.gas_key import GasKey, load_gas_key
 from indexer.config import ConfigError, Settings
 from indexer.domain.clock import Clock, SystemClock
 from indexer.matcher import AddressMatcher
@@ -32,6 +33,7 @@ from indexer.workers.hook import load_hook
 from indexer.workers.invariants import BooksChecker
 from indexer.workers.lease import Leases, leased, process_identity
 from indexer.workers.pruner import IdempotencyPruner
+from indexer.workers.sweeper import Sweeper
 from indexer.workers.tail import TailWorker
 from indexer.workers.unswept import UnsweptGauge
 
@@ -93,13 +95,18 @@ class Gateway:
     prices: PriceService = field(init=False)
     network_status: dict[str, NetworkStatus] = field(init=False, default_factory=dict)
     leases: Leases = field(init=False)
+    gas_key: GasKey | None = field(init=False, default=None)  # [sweep] gas_key_file
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     failure: BaseException | None = field(init=False, default=None)  # a worker's ConfigError
     on_failure: Callable[[], None] | None = field(init=False, default=None)
     _settings_changed: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def open(self, migrate: bool = True) -> None:
-        """Open DuckDB, apply migrations, rebuild the in-memory indexes. Raises StoreError."""
+        """Open DuckDB, apply migrations, rebuild the in-memory indexes. Raises StoreError,
+        or ConfigError for a gas key file that is missing, not private or malformed."""
+        if self.settings.sweep.gas_key_file is not None:  # before anything is opened
+            self.gas_key = load_gas_key(self.settings)
+            log.info("gas key %s pays for sweeps (never their destination)", self.gas_key.address)
         self.db = open_storage(self.settings)
         if migrate:
             self.db.migrate()
@@ -287,6 +294,14 @@ def background_loops(gateway: Gateway) -> list[Callable[[], Awaitable[None]]]:
         for name, network in gateway.settings.networks.items()
     ]  # fmt: skip
     loops += [partial(gateway.prices.run, name) for name in gateway.prices.networks()]
+    if gateway.gas_key is not None:  # one sender per network and gas key
+        loops += [
+            single(f"sweeper:{name}", Sweeper(
+                gateway.db, gateway.stores, gateway.prices, gateway.settings, network,
+                gateway.gas_key,
+            ).run)
+            for name, network in gateway.settings.networks.items()
+        ]  # fmt: skip
     if gateway.settings.analytics.export_dir is not None:
         exporter = PeriodicExporter(gateway.db, gateway.settings.analytics, gateway.clock)
         loops.append(single("exporter", exporter.run))

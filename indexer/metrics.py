@@ -283,6 +283,42 @@ BLOCK_TIME = Gauge(
     ["network"],
 )
 
+# --- the sweeper: chainpay sending sweeps with its gas key (indexer/workers/sweeper.py) ----------
+GAS_KEY_BALANCE = Gauge(
+    "chainpay_gas_key_balance_wei",
+    "Native balance of the gas key that pays for sweeps, in wei (a float: exact below 2^53)",
+    ["network", "address"],
+)
+SWEEPS_SENT = Counter(
+    "chainpay_sweeps_sent_total", "Sweep transactions the sweeper signed and sent", ["network"]
+)
+SWEEP_GAS_SPENT = Counter(
+    "chainpay_sweep_gas_spent_wei_total",
+    "Gas paid by the gas key for mined sweeps (gasUsed x effectiveGasPrice), in wei as a float",
+    ["network"],
+)
+SWEEPS_SKIPPED = Counter(
+    "chainpay_sweeps_skipped_total",
+    "Planned sweep batches not sent, by reason (below_multiple, key_busy, gas_key_low)",
+    ["network", "reason"],
+)
+SWEEP_ASSET_UNPRICED = Gauge(
+    "chainpay_sweep_asset_unpriced",
+    "1 while a token has no usable price to weigh against gas: not swept automatically",
+    ["network", "asset"],
+)
+SWEEPER_ERRORS = Counter(
+    "chainpay_sweeper_errors_total", "Sweeper ticks that failed (node, store, revert)", ["network"]
+)
+SWEEPER_LAST_ERROR = Gauge(
+    "chainpay_sweeper_last_error_timestamp_seconds",
+    "Unix time of the sweeper's last failure on the network (0: none since start)",
+    ["network"],
+)
+SWEEPER_TICKS = Counter(
+    "chainpay_sweeper_ticks_total", "Sweeper rounds completed (planned, decided, sent)", ["network"]
+)
+
 # Forwarder stores' sweeps (docs/collecting-funds.md): per network and asset, in asset units.
 UNSWEPT_AMOUNT = Gauge(
     "chainpay_unswept_amount",

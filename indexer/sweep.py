@@ -10,7 +10,9 @@ block gas limit, and each batch becomes one unsigned EIP-1559 transaction callin
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
@@ -21,6 +23,7 @@ from indexer.chain.rpc import JsonRpcClient
 from indexer.domain.errors import ChainpayError
 from indexer.domain.money import format_amount
 from indexer.domain.network import Asset, Network
+from indexer.domain.pricing import Rate
 from indexer.services.stores import Store
 from indexer.store.rows import DepositRow
 
@@ -53,6 +56,7 @@ class Holding:
 class SweepPlan:
     transactions: list[dict[str, Any]]
     total: dict[str, str]  # asset -> decimal string
+    batches: list[list[Holding]] = field(default_factory=list)  # what each transaction moves
 
     def as_json(self) -> dict[str, Any]:
         return {"transactions": self.transactions, "total": self.total}
@@ -110,9 +114,16 @@ async def plan_sweeps(
     holdings: list[Holding],
     asset: str | None = None,
     min_value: int = 0,
+    *,
+    only: Collection[str] | None = None,
 ) -> SweepPlan:
-    """Unsigned transactions sweeping every holding that still holds something."""
-    assets = [a for a in network.assets if asset is None or a.symbol == asset]
+    """Unsigned transactions sweeping every holding that still holds something (of `asset`,
+    or of the assets in `only`, when given)."""
+    assets = [
+        a
+        for a in network.assets
+        if (asset is None or a.symbol == asset) and (only is None or a.symbol in only)
+    ]
     await read_balances(client, holdings, assets)
     full = [h for h in holdings if h.amounts and max(h.amounts.values()) >= max(min_value, 1)]
     if not full:
@@ -126,7 +137,8 @@ async def plan_sweeps(
         tip = 10**9
     transactions: list[dict[str, Any]] = []
     totals: dict[str, int] = {}
-    for batch in _batches(full, assets, gas_limit // BLOCK_SHARE):
+    batches = _batches(full, assets, gas_limit // BLOCK_SHARE)
+    for batch in batches:
         transactions.append(await _transaction(client, network, batch, assets, base_fee, tip))
         for holding in batch:
             for symbol, amount in holding.amounts.items():
@@ -135,6 +147,7 @@ async def plan_sweeps(
     return SweepPlan(
         transactions,
         {s: format_amount(v, by_symbol[s].decimals) for s, v in sorted(totals.items())},
+        batches,
     )
 
 
@@ -182,3 +195,33 @@ async def _transaction(
         "treasury": treasury,
         "eip681": f"ethereum:{factory}@{network.chain_id}?value=0&gasLimit={gas}&data={data}",
     }
+
+
+def worth_sending(
+    held: dict[str, int],
+    native: Asset,
+    cost_wei: int,
+    multiple: int,
+    rates: dict[str, Rate],
+    decimals: dict[str, int],
+) -> bool:
+    """Whether a batch moving `held` (symbol -> base units) is worth `multiple` times its gas.
+
+    Native coin alone is weighed in wei. Anything else is weighed in the one currency of
+    `rates` (fiat per whole unit, from the price books), which must price every held asset and
+    the native coin. Exact: fractions of integers, never floats.
+    """
+    if set(held) <= {native.symbol}:
+        return held.get(native.symbol, 0) >= multiple * cost_wei
+    value = sum(
+        (
+            Fraction(
+                amount * rates[symbol].mantissa, 10 ** (decimals[symbol] + rates[symbol].decimals)
+            )
+            for symbol, amount in held.items()
+        ),
+        Fraction(0),
+    )
+    gas = rates[native.symbol]
+    cost = Fraction(cost_wei * gas.mantissa, 10 ** (native.decimals + gas.decimals))
+    return value >= multiple * cost

@@ -28,6 +28,7 @@ from indexer.domain.pricing import (
     PriceFeed,
     PriceQuote,
     PriceUnavailable,
+    Rate,
     quote_price,
 )
 
@@ -84,6 +85,12 @@ class PriceService:
         except PriceUnavailable as exc:
             metrics.PRICE_REFUSALS.labels(network, exc.reason).inc()
             raise
+
+    async def rate(self, network: str, asset: str, currency: str) -> Rate:
+        """The checked rate of one whole `asset` in `currency` now, for weighing a sweep against
+        its gas (not an invoice: not counted in PRICE_REFUSALS); PriceUnavailable otherwise."""
+        _, quote = await self._quote(network, asset, currency, 1)
+        return quote.rate
 
     async def _quote(
         self, network: str, asset: str, currency: str, price_minor: int
