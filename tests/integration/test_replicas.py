@@ -1,7 +1,8 @@
 """Two `chainpay serve` replicas on one PostgreSQL database, and the chain tail's failover.
 
 Invoices are created through both replicas while payments are mined, one per block. The replica
-tailing the chain is SIGKILLed three times and once SIGSTOPped for longer than its lease, then
+tailing the chain is SIGKILLed five times at random moments (each time after the other replica
+took over from the previous kill) and once SIGSTOPped for longer than its lease, then
 resumed: it must not commit anything after losing the lease. Afterwards every payment is on the
 books exactly once, every invoice is paid, no address was issued twice, the tail skipped no
 block, and every event reached the merchant's endpoint.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import threading
@@ -79,7 +81,7 @@ def leader_of(replicas: list[Replica], within: float = 30.0) -> Replica:
     raise AssertionError("no replica leads the network")
 
 
-async def test_two_replicas_credit_every_payment_once_across_leader_kills_and_a_pause(
+async def test_two_replicas_credit_every_payment_once_across_five_leader_kills_and_a_pause(
     chain: Chain, postgres_url: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     # given two replicas on one database, a store, and an endpoint for its events
@@ -121,13 +123,14 @@ async def test_two_replicas_credit_every_payment_once_across_leader_kills_and_a_
                 chain.anvil.token_transfer(
                     chain.usdt, chain.payer, invoice["address"].lower(), USDT
                 )
-                time.sleep(0.2)
+                time.sleep(0.6)  # payments keep arriving across the first kills
 
     payer = threading.Thread(target=pay)
     payer.start()
     try:
-        for _ in range(3):
-            await asyncio.sleep(1.0)
+        moments = random.Random(5)
+        for _ in range(5):
+            await asyncio.sleep(moments.uniform(0.2, 2.0))
             leader = await asyncio.to_thread(leader_of, replicas)
             leader.signal(signal.SIGKILL)
             await asyncio.to_thread(leader.start)
