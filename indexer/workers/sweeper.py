@@ -233,6 +233,10 @@ class Sweeper:
                 return receipt
             mined, pending = await self._nonces(client)
             if mined > nonce or pending <= nonce:
+                # Mined between the two reads, or really replaced or dropped: ask once more.
+                receipt = await client.call("eth_getTransactionReceipt", [tx_hash])
+                if receipt is not None:
+                    return receipt
                 log.warning(
                     "sweeper on %s: %s was %s", self.network.name, tx_hash,
                     "replaced" if mined > nonce else "dropped by the node",

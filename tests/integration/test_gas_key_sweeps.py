@@ -161,8 +161,8 @@ async def test_a_batch_worth_the_multiple_of_its_gas_is_sent_and_one_below_is_no
     assert token_balance(anvil, chain.usdt, small) == USDT // 100
 
     # when a second invoice of 1,000 USDT is paid (the same treasury: one batch)
-    large = await sweeping.paid("USDT", 1000 * USDT)
     spent_before = sample("chainpay_sweep_gas_spent_wei_total", network="ethereum")
+    large = await sweeping.paid("USDT", 1000 * USDT)
 
     # then one sweep moves both, exactly, to the treasury, paid by the gas key
     await eventually(
