@@ -1,16 +1,20 @@
 """Block pace: the tail on a rollup-speed chain (anvil at 4 blocks/s, token traffic in every block).
 
-Run: .venv/bin/python bench/pace.py [seconds]   (default 180)
+Run: .venv/bin/python bench/pace.py [seconds] [--backend duckdb|postgres]   (default 180, duckdb)
 
 The parent starts anvil with Arbitrum One's chain id and `--block-time 0.25`, places the test
 token at the preset's official USDT and USDC addresses, and starts a child process: a Gateway
-configured only by `preset = "arbitrum-one"`, its chain tail, and probes. The parent then keeps
+configured only by `preset = "arbitrum-one"` (on a DuckDB file, or with `--backend postgres` on
+a throwaway PostgreSQL cluster the parent starts: default durability, same cores), its chain
+tail, its webhook dispatcher with one endpoint (a receiver in the child), and probes. The parent
+then keeps
 TRAFFIC_PER_BLOCK token transfers to strangers in every block and pays one invoice every
 PAY_EVERY seconds (USDT, USDC and ETH in turn).
 
 The child measures, over the run:
 - detection latency: from the child's own `newHeads` notification of the block holding a
-  payment to the first poll (every 20 ms) that finds the payment row in DuckDB;
+  payment to the first poll (every 20 ms) that finds the payment row in the store;
+- mined → webhook: from that notification to the `invoice.pending` POST reaching the endpoint;
 - lag: node head minus processed block, sampled every second (first vs last minute: growth?);
 - blocks processed per second (the tail takes every block up to the head in one run and one
   transaction, so a slow commit makes the next run longer instead of falling behind);
@@ -19,8 +23,10 @@ The child measures, over the run:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import statistics
@@ -65,11 +71,19 @@ def transfer(token: str, sender: str, to: str, amount: int) -> tuple[str, list[A
     return ("eth_sendTransaction", [{"from": sender, "to": token, "data": data}])
 
 
-def parent(seconds: float) -> None:
+def parent(seconds: float, backend: str) -> None:
     from indexer import preset
     from tests.support.anvil import Anvil, calldata
+    from tests.support.postgres import PostgresCluster
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-pace-"))
+    cluster = None
+    database = str(workdir / "pace.duckdb")
+    if backend == "postgres":
+        cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="chainpay-pg-")), fast=False)
+        cluster.start()
+        cluster.sql("CREATE DATABASE pace")
+        database = cluster.url("pace")
     table = preset.preset(PRESET)
     assert table is not None
     node = Anvil(chain_id=table["chain_id"], block_time=BLOCK_TIME, workdir=workdir).start()
@@ -85,7 +99,8 @@ def parent(seconds: float) -> None:
             for sender in accounts[1:3]:
                 node.send_tx(accounts[0], token["contract"],
                              calldata("mint(address,uint256)", sender, 10**30))  # fmt: skip
-        spec = {"ws": node.ws_url, "http": node.http_url, "dir": str(workdir), "seconds": seconds}
+        spec = {"ws": node.ws_url, "http": node.http_url, "dir": str(workdir), "seconds": seconds,
+                "database": database}  # fmt: skip
         child = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)])
         ready = workdir / "invoices.json"
         while not ready.exists():
@@ -117,9 +132,11 @@ def parent(seconds: float) -> None:
         if not traffic_alive_until_the_end(traffic, seconds):
             raise SystemExit("the traffic thread died: the run does not count")
         child.wait(timeout=120)
-        report(json.loads((workdir / "result.json").read_text()))
+        report(json.loads((workdir / "result.json").read_text()), backend)
     finally:
         node.stop()
+        if cluster is not None:
+            cluster.stop()
 
 
 def _traffic(http: str, tokens: list[str], sender: str, stop: threading.Event) -> None:
@@ -148,14 +165,19 @@ def traffic_alive_until_the_end(traffic: threading.Thread, seconds: float) -> bo
     return sum(TRAFFIC_SENT) >= 0.8 * expected
 
 
-def report(r: dict[str, Any]) -> None:
+def report(r: dict[str, Any], backend: str) -> None:
     lat = r["latencies_ms"]
     print(f"\nanvil {1 / BLOCK_TIME:.0f} blocks/s, {TRAFFIC_PER_BLOCK} token transfers per block, "
-          f"{r['seconds']:.0f} s, preset {PRESET}")  # fmt: skip
+          f"{r['seconds']:.0f} s, preset {PRESET}, store {backend}")  # fmt: skip
     print(f"payments detected: {len(lat)} of {r['paid']}, missed {r['missed']}")
     print(
         f"detection ms: p50 {statistics.median(lat):.0f}  p99 {_p99(lat):.0f}  max {max(lat):.0f}"
     )
+    hooks = r["webhook_ms"]
+    if hooks:
+        print(f"mined -> invoice.pending POST ms ({len(hooks)}): p50 {statistics.median(hooks):.0f}"
+              f"  p99 {_p99(hooks):.0f}  max {max(hooks):.0f}")  # fmt: skip
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"lag blocks: first minute max {r['lag_first']}, last minute max {r['lag_last']}, "
           f"overall max {r['lag_max']}")  # fmt: skip
     print(f"last processed block: {r['blocks']}")
@@ -174,16 +196,23 @@ async def child(spec: dict[str, Any]) -> None:
     from api.bootstrap import Gateway
     from indexer.config import load_settings
     from indexer.services.invoices import NewInvoice
+    from indexer.services.webhooks import parse_new_endpoint
+    from indexer.workers.dispatcher import Dispatcher
     from indexer.workers.tail import TailWorker
 
     workdir = Path(spec["dir"])
     config = workdir / "chainpay.toml"
-    config.write_text(f'database = "{workdir / "pace.duckdb"}"\n'
+    config.write_text(f'database = "{spec["database"]}"\n'
+                      "[webhooks]\nallow_private_targets = true\n"
                       f'[networks.arb]\npreset = "{PRESET}"\nrpc_url = "{spec["ws"]}"\n')  # fmt: skip
     settings = load_settings(config, env={})
     gateway = Gateway(settings)
     gateway.open()
     store, _ = await gateway.stores.create_store("bench", XPUB)
+    hooks: dict[str, float] = {}  # event id -> arrival of its POST
+    receiver = await _receiver(hooks)
+    endpoint = f"http://127.0.0.1:{receiver.addresses[0][1]}/hook"
+    await gateway.webhooks.create(store.id, parse_new_endpoint({"url": endpoint}, settings))
     network = settings.networks["arb"]
     invoices = []
     for i in range(INVOICES):
@@ -227,7 +256,8 @@ async def child(spec: dict[str, Any]) -> None:
             await asyncio.sleep(0.02)
 
     listener = asyncio.create_task(heads())
-    gateway.start_workers([tail.run])
+    dispatcher = Dispatcher(gateway.db, gateway.webhooks, settings, gateway.clock)
+    gateway.start_workers([tail.run, dispatcher.run])
     prober = asyncio.create_task(probe())
     await asyncio.sleep(2.0)  # the first cursor and the websocket settle
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -251,14 +281,37 @@ async def child(spec: dict[str, Any]) -> None:
     last = [lag for t, lag in lags if t >= lags[-1][0] - 60]
     blocks = await read(lambda c: c.execute(
         "SELECT block_number FROM chain_cursors WHERE network = 'arb'").fetchone())  # fmt: skip
+    pending = await read(lambda c: c.execute(
+        "SELECT e.id, min(p.block_number) FROM events e JOIN payments p "
+        "ON p.invoice_id = e.invoice_id WHERE e.type = 'invoice.pending' GROUP BY e.id").fetchall())  # fmt: skip
+    webhook_ms = [(hooks[event] - announced[block]) * 1000 for event, block in pending
+                  if event in hooks and block in announced]  # fmt: skip
     await gateway.close()
+    await receiver.cleanup()
     result = {
         "seconds": wall, "paid": sent, "missed": sent - len(latencies),
         "latencies_ms": latencies, "lag_first": max(first or [0]), "lag_last": max(last or [0]),
         "lag_max": max(lag for _, lag in lags), "blocks": int(blocks[0]) if blocks else 0,
-        "cpu_percent": 100 * cpu / wall,
+        "cpu_percent": 100 * cpu / wall, "webhook_ms": webhook_ms,
     }  # fmt: skip
     (workdir / "result.json").write_text(json.dumps(result))
+
+
+async def _receiver(arrivals: dict[str, float]) -> Any:
+    """The merchant's endpoint: notes when each event's POST arrives."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        arrivals.setdefault(request.headers.get("Chainpay-Event-Id", ""), time.perf_counter())
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
 
 
 XPUB = (
@@ -270,4 +323,8 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         asyncio.run(child(json.loads(sys.argv[2])))
     else:
-        parent(float(sys.argv[1]) if len(sys.argv) > 1 else 180.0)
+        parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+        parser.add_argument("seconds", type=float, nargs="?", default=180.0)
+        parser.add_argument("--backend", choices=("duckdb", "postgres"), default="duckdb")
+        options = parser.parse_args()
+        parent(options.seconds, options.backend)

@@ -1,8 +1,10 @@
 """Benchmark of webhook delivery: throughput, commit-to-receiver latency, isolation from a dead endpoint.
 
 Run: .venv/bin/python bench/webhooks.py [--events 5000] [--fanout-events 400]
+         [--backend duckdb|postgres|both] [--latency-only]
 
-A real Gateway (DuckDB in a temporary directory) runs the dispatcher in this process; the
+A real Gateway (DuckDB in a temporary directory, or PostgreSQL: a throwaway cluster this bench
+starts, default durability, same cores) runs the dispatcher in this process; the
 receivers run in a child process (one aiohttp site per endpoint, so every endpoint is its own
 host:port, as merchants' endpoints are), so sender and receiver do not share a CPU. Phases:
 
@@ -12,7 +14,11 @@ host:port, as merchants' endpoints are), so sender and receiver do not share a C
    POST, p50/p99 — once relying on the dispatcher's poll only, once with the writer calling
    `gateway.webhooks.notify()` after its commit;
 3. throughput of 10 healthy endpoints with and without an 11th endpoint that never answers
-   (every attempt runs into the 10 s timeout), in the same run.
+   (every attempt runs into the 10 s timeout), in the same run;
+4. on PostgreSQL, the cross-replica case: invoices created through a second Gateway on the same
+   database (replica B, whose commits wake only its own process) and delivered by the first
+   one's dispatcher (the leader, A) — once with A relying on its poll (50 ms), once with A
+   listening for B's commits (LISTEN/NOTIFY, `follow_remote_commits`), in the same run.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -33,6 +40,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp import ClientSession, web
+
+from tests.support.postgres import PostgresCluster
 
 ROUNDS = 3
 HANG = 3600.0  # the dead endpoint's answer never comes within the 10 s timeout
@@ -138,7 +147,7 @@ class Receivers:
 
 
 # --- the gateway side --------------------------------------------------------------------------
-async def open_gateway(directory: Path) -> Any:
+async def open_gateway(directory: Path, url: str | None = None, dispatch: bool = True) -> Any:
     from api.bootstrap import Gateway
     from indexer.config import Settings, WebhookSettings
     from indexer.domain.network import Asset, Network
@@ -149,14 +158,16 @@ async def open_gateway(directory: Path) -> Any:
     settings = Settings(
         source="bench",
         database=directory / "bench.duckdb",
+        postgres_url=url,
         public_url="https://pay.example.com",
         networks={"ethereum": network},
         webhooks=WebhookSettings(allow_private_targets=True, timeout_seconds=10.0),
     )
     gateway = Gateway(settings)
     gateway.open()
-    dispatcher = Dispatcher(gateway.db, gateway.webhooks, gateway.settings, gateway.clock)
-    gateway.start_workers([dispatcher.run])
+    if dispatch:
+        dispatcher = Dispatcher(gateway.db, gateway.webhooks, gateway.settings, gateway.clock)
+        gateway.start_workers([dispatcher.run])
     return gateway
 
 
@@ -206,18 +217,28 @@ async def throughput(
 
 
 async def latency(
-    gateway: Any, receivers: Receivers, seed: int, endpoint: int, count: int, notify: bool
+    gateway: Any,
+    receivers: Receivers,
+    seed: int,
+    endpoint: int,
+    count: int,
+    notify: bool,
+    creator: Any = None,
 ) -> tuple[float, float]:
-    """Invoices created at ~100/s; ms from each commit to its POST arriving."""
+    """Invoices created at ~100/s (through `creator`, another replica, when given); ms from
+    each commit to its POST arriving."""
     from indexer.services.invoices import NewInvoice
 
     store = await new_store(gateway, seed)
     await add_endpoints(gateway, store, [receivers.url(endpoint)])
+    if creator is not None:
+        await creator.db.read(creator.stores.refresh)
+    creator = creator or gateway
     await receivers.reset()
     committed: dict[str, float] = {}
     command = NewInvoice("ethereum", "USDT", 1_000_000, None, None, 900, None)
     for _ in range(count):
-        reply = await gateway.invoices.create(store, command, None, "bench")
+        reply = await creator.invoices.create(creator.stores.stores[store.id], command, None, "b")
         committed[reply.body["id"]] = time.time()
         if notify:
             gateway.webhooks.notify()
@@ -241,25 +262,70 @@ async def latency(
 async def main(args: argparse.Namespace) -> None:
     # endpoints: 0 hangs; 1..50 healthy
     receivers = Receivers(51, hanging=1)
-    with tempfile.TemporaryDirectory() as tmp:
-        gateway = await open_gateway(Path(tmp))
-        try:
+    try:
+        for backend in ("duckdb", "postgres") if args.backend == "both" else (args.backend,):
+            print(f"--- {backend}")
+            if backend == "duckdb":
+                with tempfile.TemporaryDirectory() as tmp:
+                    await run(args, receivers, Path(tmp), None)
+                continue
+            cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="chainpay-pg-")), fast=False)
+            cluster.start()
+            try:
+                cluster.sql("CREATE DATABASE bench")
+                with tempfile.TemporaryDirectory() as tmp:
+                    await run(args, receivers, Path(tmp), cluster.url("bench"))
+            finally:
+                cluster.stop()
+                shutil.rmtree(cluster.root, ignore_errors=True)
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    finally:
+        await receivers.close()
+
+
+async def run(args: argparse.Namespace, receivers: Receivers, tmp: Path, url: str | None) -> None:
+    gateway = await open_gateway(tmp, url)
+    try:
+        if not args.latency_only:
             one = await throughput(gateway, receivers, 1, [1], args.events)
             print(f"1 endpoint:   {one:8.0f} deliveries/s ({args.events} events)")
             fifty = await throughput(gateway, receivers, 2, list(range(1, 51)), args.fanout_events)
             total = args.fanout_events * 50
             print(f"50 endpoints: {fifty:8.0f} deliveries/s ({total} deliveries)")
-            p50, p99 = await latency(gateway, receivers, 3, 1, args.latency_invoices, False)
-            print(f"commit -> POST, poll only:   p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
-            p50n, p99n = await latency(gateway, receivers, 4, 2, args.latency_invoices, True)
-            print(f"commit -> POST, with notify: p50 {p50n:6.1f} ms  p99 {p99n:6.1f} ms")
+        p50, p99 = await latency(gateway, receivers, 3, 1, args.latency_invoices, False)
+        print(f"commit -> POST, same process: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+        if url is not None:
+            await cross_replica(args, gateway, receivers, tmp, url)
+        if not args.latency_only:
             alone, beside = await isolation(gateway, receivers, args.isolation_events)
             print(f"10 healthy endpoints alone:        {alone:8.0f} deliveries/s (median)")
             print(f"10 healthy + 1 timing out (10 s):  {beside:8.0f} deliveries/s to the healthy")
             print(f"cost of the dead endpoint: {100 * (1 - beside / alone):5.1f}% of throughput")
+    finally:
+        await gateway.close()
+
+
+async def cross_replica(
+    args: argparse.Namespace, leader: Any, receivers: Receivers, tmp: Path, url: str
+) -> None:
+    """Invoices created through replica B, delivered by the leader's dispatcher: by its poll
+    alone, then with the leader listening for B's commits (NOTIFY)."""
+    (tmp / "b").mkdir()
+    replica = await open_gateway(tmp / "b", url, dispatch=False)
+    try:
+        count = args.latency_invoices
+        p50, p99 = await latency(leader, receivers, 5, 4, count, False, replica)
+        print(f"commit on B -> POST by A, poll only:   p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+        listening = asyncio.create_task(leader.db.follow_remote_commits())
+        try:
+            await asyncio.sleep(1.0)  # connected and listening
+            p50, p99 = await latency(leader, receivers, 6, 5, count, False, replica)
+            print(f"commit on B -> POST by A, with NOTIFY: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
         finally:
-            await gateway.close()
-            await receivers.close()
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+    finally:
+        await replica.close()
 
 
 async def isolation(gateway: Any, receivers: Receivers, events: int) -> tuple[float, float]:
@@ -295,6 +361,8 @@ if __name__ == "__main__":
     parser.add_argument("--fanout-events", type=int, default=400)
     parser.add_argument("--latency-invoices", type=int, default=500)
     parser.add_argument("--isolation-events", type=int, default=2000)
+    parser.add_argument("--backend", choices=("duckdb", "postgres", "both"), default="duckdb")
+    parser.add_argument("--latency-only", action="store_true", help="only the latency phases")
     parser.add_argument("--receivers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hanging", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args()
