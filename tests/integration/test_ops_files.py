@@ -41,6 +41,9 @@ PROFILES = {  # service -> the profiles that start it
 LAPTOP_SERVICES = {"anvil-eth", "anvil-bsc", "chainpay-laptop"}
 ALWAYS_SERVICES = {"prometheus", "grafana"}
 EXPECTED_ALERTS = {
+    "ChainpayGasKeyLow",
+    "ChainpaySweeperFailing",
+    "ChainpaySweepPending",
     "ChainpayDown",
     "ChainpayNetworkLagging",
     "ChainpayNodeWebsocketDown",
