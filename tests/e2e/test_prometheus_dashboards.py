@@ -122,6 +122,7 @@ async def served(tmp_path: Path, chain: Chain, receiver: Receiver) -> AsyncItera
         f.write("[webhooks]\nallow_private_targets = true\n")
         f.write(f'[[networks.ethereum.prices]]\npair = "ETH/USD"\nfeed = "{checksum(feed)}"\n')
         f.write("heartbeat = 3600\n")
+        f.write('[sweep]\nalert_above = { USDT = "1000" }\n')  # the unswept panel's threshold
     server = await asyncio.to_thread(
         start_serve, config, port, "--migrate", log=tmp_path / "serve.log"
     )
