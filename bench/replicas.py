@@ -92,6 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--replicas", type=int, nargs="+", default=[1, 2], help="PostgreSQL targets to run"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="chainpay-replicas-"))
     cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="chainpay-pg-")), fast=False)
@@ -106,11 +109,11 @@ def main() -> None:
         subprocess.run([CHAINPAY, "--config", str(pg), "migrate"], check=True, capture_output=True)
         duck_key, pg_key = store_key(duck), store_key(pg)
         rows = []
-        for name, configs, key in (
-            ("DuckDB, 1 process", [duck], duck_key),
-            ("PostgreSQL, 1 replica", [pg], pg_key),
-            ("PostgreSQL, 2 replicas", [pg, pg], pg_key),
-        ):
+        targets = [("DuckDB, 1 process", [duck], duck_key)] + [
+            (f"PostgreSQL, {n} replica{'s' if n > 1 else ''}", [pg] * n, pg_key)
+            for n in args.replicas
+        ]
+        for name, configs, key in targets:
             started = [serve(c) for c in configs]
             processes += [p for p, _ in started]
             script = tmp / "post.lua"

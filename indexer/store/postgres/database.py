@@ -39,6 +39,7 @@ from indexer.store.errors import (
 from indexer.store.port import UnitOfWork
 from indexer.store.postgres import notify
 from indexer.store.postgres.connection import PgConnection
+from indexer.store.postgres.group_commit import GroupCommitter, StagedWrite, stage
 from indexer.store.repositories.unit_of_work import SqlUnitOfWork
 from indexer.store.sql import Append, Migration, group_appends, migrate, pending_migrations
 
@@ -124,6 +125,7 @@ class PostgresStorage:
                 f"cannot connect to PostgreSQL at {redacted(url)} within {connect_timeout:g} s"
             ) from None
         self._threads = ThreadPoolExecutor(pool_size, thread_name_prefix="postgres")
+        self._group = GroupCommitter(self._commit_rows, self._tell_listeners)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def migrate(self) -> list[Migration]:
@@ -154,24 +156,46 @@ class PostgresStorage:
         await asyncio.get_running_loop().run_in_executor(None, self._close_sync)
 
     def _close_sync(self) -> None:
+        self._group.stop()
         self._threads.shutdown(wait=True)
         self._pool.close()
 
     # -- units of work -----------------------------------------------------------------------
     def _run(self, fn: Callable[[UnitOfWork], T], read_only: bool) -> T:
         """`fn` in one transaction, retried on a serialization failure or deadlock."""
+
+        def body(raw: psycopg.Connection[Any]) -> T:
+            raw.isolation_level = IsolationLevel.REPEATABLE_READ
+            raw.read_only = read_only
+            with raw.transaction():
+                appends: list[Append] = []
+                uow = SqlUnitOfWork(PgConnection(raw), None if read_only else appends)
+                result = fn(uow)
+                if appends:
+                    flush_appends(raw, appends)
+            return result
+
+        return self._retrying(body)
+
+    def _commit_rows(self, appends: Sequence[Append]) -> None:
+        """A group's rows in one transaction, sent as one pipeline (group_commit.py)."""
+
+        def body(raw: psycopg.Connection[Any]) -> None:
+            raw.isolation_level = IsolationLevel.REPEATABLE_READ
+            raw.read_only = False
+            with raw.pipeline(), raw.transaction():
+                flush_appends(raw, appends)
+
+        self._retrying(body)
+
+    def _retrying(self, body: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`body` on a pooled connection, again after a serialization failure or deadlock;
+        psycopg's errors translated (indexer.store.errors)."""
         attempt = 0
         while True:
             try:
                 with self._pool.connection() as raw:
-                    raw.isolation_level = IsolationLevel.REPEATABLE_READ
-                    raw.read_only = read_only
-                    with raw.transaction():
-                        appends: list[Append] = []
-                        uow = SqlUnitOfWork(PgConnection(raw), None if read_only else appends)
-                        result = fn(uow)
-                        if appends:
-                            flush_appends(raw, appends)
+                    result = body(raw)
                 self._healthy()
                 return result
             except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
@@ -224,6 +248,11 @@ class PostgresStorage:
     ) -> T:
         self._open()
         loop = asyncio.get_running_loop()
+        staged = stage(fn)
+        if staged is not None:  # adds-only: committed with every other one queued (group commit)
+            future = loop.create_future()
+            self._group.submit(StagedWrite(*staged, future, kind, on_commit))
+            return await self._answer(future, wait_limit)
         started = time.perf_counter()
         future = loop.run_in_executor(self._threads, self._run, fn, False)
 
@@ -236,10 +265,18 @@ class PostgresStorage:
                     on_commit(finished.result())
                 except Exception:  # the commit stands; a hook's bug must not hide it
                     log.exception("on-commit hook of a %s write failed", kind)
-            for listener in self.commit_listeners:
-                listener({kind})
+            self._tell_listeners({kind})
 
         future.add_done_callback(done)
+        return await self._answer(future, wait_limit)
+
+    def _tell_listeners(self, kinds: set[str]) -> None:
+        for listener in self.commit_listeners:
+            listener(kinds)
+
+    async def _answer(self, future: asyncio.Future[T], wait_limit: float | None) -> T:
+        """The write's result, or StorageUnavailable(timed_out) after the limit (the write
+        goes on, and its on_commit runs if it commits)."""
         limit = self.write_timeout if wait_limit is None else wait_limit
         try:
             async with asyncio.timeout(limit):
