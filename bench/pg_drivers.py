@@ -1,5 +1,7 @@
-"""psycopg 3 (sync pool on worker threads, as the adapter runs it) against asyncpg, on the
-PostgreSQL adapter's write shape: a transaction of three inserts and a commit.
+"""psycopg 3 (sync pool on worker threads, as the adapter ran it) against asyncpg, on the
+shape of one invoice creation: a transaction of three inserts and a commit; then the adapter
+itself (PostgresStorage, its group commit) writing an invoice, its event and its idempotency key
+per write, from one event loop at the same concurrency.
 
     .venv/bin/pip install asyncpg   # this benchmark only; chainpay does not depend on it
     .venv/bin/python bench/pg_drivers.py [--transactions 4000] [--concurrency 32]
@@ -20,8 +22,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -111,6 +115,57 @@ async def asyncpg_run(url: str, count: int, concurrency: int) -> list[float]:
     return latencies
 
 
+def creation(invoice: Any, event: Any, key: Any, uow: Any) -> None:
+    """What one invoice creation writes (indexer/services/invoices.py): adds only."""
+    uow.invoices.add(invoice)
+    uow.events.add(event)
+    uow.idempotency.add(key)
+
+
+async def adapter_run(url: str, count: int, concurrency: int) -> tuple[list[float], float]:
+    """Invoice creations' writes through the adapter: concurrent ones share a transaction.
+    Their latencies and the seconds they took (after the migration)."""
+    from indexer.domain.invoice import Status
+    from indexer.domain.records import Invoice
+    from indexer.store.postgres.database import PostgresStorage
+    from indexer.store.rows import EventRow, IdempotentResponse, StoreRow
+
+    now = datetime.now(UTC)
+    store = StoreRow("st_" + "B" * 22, "bench", "xpub-bench", "chain-bench", now)
+    storage = PostgresStorage(url)
+    storage.migrate()
+    storage.write_sync(lambda uow: uow.stores.insert_store(store))
+    latencies: list[float] = []
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            ident = secrets.token_hex(11)
+            invoice = Invoice(
+                id=f"inv_{ident}", store_id=store.id, network="ethereum", asset="USDT",
+                amount=2**200, address="0x" + secrets.token_hex(20),
+                address_index=secrets.randbelow(2**31), status=Status.NEW, exception=None,
+                amount_received=0, amount_confirmed=0, reorg_flagged=False, order_id=None,
+                metadata={"k": 1}, redirect_url=None, expires_at=now + timedelta(minutes=15),
+                monitoring_until=now + timedelta(days=1), created_at=now, updated_at=now,
+                paid_at=None,
+            )  # fmt: skip
+            event = EventRow(f"evt_{ident}", store.id, "invoice.created", invoice.id, "{}", now)
+            key = IdempotentResponse(store.id, ident, "hash", 201, '{"k": 1}', now)
+
+            started = time.perf_counter()
+            await storage.write(partial(creation, invoice, event, key))
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await storage.close()
+    return latencies, elapsed
+
+
 def report(name: str, latencies: list[float], elapsed: float) -> None:
     q = statistics.quantiles(latencies, n=100)
     print(
@@ -127,9 +182,10 @@ def main() -> None:
     cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="chainpay-pg-")), fast=False)
     cluster.start()
     try:
-        for name in ("psycopg", "asyncpg"):
+        for name in ("psycopg", "asyncpg", "adapter"):
             cluster.sql(f"CREATE DATABASE {name}")
-            cluster.sql(SCHEMA, name)
+            if name != "adapter":  # the adapter migrates its own database
+                cluster.sql(SCHEMA, name)
         print(f"{args.transactions} transactions of 3 inserts, concurrency {args.concurrency}")
         started = time.perf_counter()
         lat = psycopg_run(cluster.url("psycopg"), args.transactions, args.concurrency)
@@ -137,6 +193,10 @@ def main() -> None:
         started = time.perf_counter()
         lat = asyncio.run(asyncpg_run(cluster.url("asyncpg"), args.transactions, args.concurrency))
         report("asyncpg, pool, one loop", lat, time.perf_counter() - started)
+        lat, elapsed = asyncio.run(
+            adapter_run(cluster.url("adapter"), args.transactions, args.concurrency)
+        )
+        report("adapter, group commit", lat, elapsed)
     finally:
         cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)

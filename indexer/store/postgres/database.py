@@ -7,8 +7,9 @@ Every unit of work is one PostgreSQL transaction on a pooled connection, run on 
   deadlock) is rolled back and `fn` runs again — the port allows any `fn` to run more than once —
   up to `retries` times, then StorageConflict. `on_commit` runs once, on the event loop, after the
   commit, whether or not the caller still waits.
-PostgreSQL does its own group commit, so there is no writer thread here: concurrent writes are
-concurrent transactions. psycopg errors are translated at this boundary (indexer.store.errors).
+Writes that only add rows (invoice creation) are grouped: concurrent ones share one transaction
+(group_commit.py); other writes are concurrent transactions. psycopg errors are translated at
+this boundary (indexer.store.errors).
 """
 
 from __future__ import annotations

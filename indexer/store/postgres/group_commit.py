@@ -6,8 +6,8 @@ one WAL flush and a thread hop per request. Such a write is *staged* on the call
 `fn` runs against a unit of work without a connection (any query raises NeedsTransaction, and
 the write takes the adapter's ordinary path instead; the port allows `fn` to run twice). A
 committer thread takes every staged write queued so far and commits them in one transaction,
-sent as one pipeline: one round trip after the pool's check, one WAL flush, one hop back to the
-event loop for the whole group.
+its INSERTs sent as one pipeline: four round trips (the pool's check, BEGIN, every INSERT,
+COMMIT), one WAL flush and one hop back to the event loop for the whole group.
 
 - Rows go in in job order: events take their `seq` in that order and share the group's
   transaction id (`events.tx`), and the outbox reads in (tx, seq) order, as for one job.
