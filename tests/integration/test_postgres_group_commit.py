@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from indexer.store.errors import StorageUnavailable, UniqueViolation
+from indexer.store.errors import StorageUnavailable, StoreError, UniqueViolation
 from indexer.store.port import UnitOfWork
 from indexer.store.postgres.database import PostgresStorage
 from indexer.store.rows import EventRow, IdempotentResponse, StoreRow
@@ -228,3 +229,62 @@ async def test_a_write_that_reads_does_not_wait_behind_a_held_group(
     assert not first.done()
     holder.conn.rollback()
     assert await first == "held"
+
+
+async def test_grouped_writes_fail_cleanly_while_postgres_is_gone_and_resume_after(
+    postgres_url: str,
+) -> None:
+    name = urlsplit(postgres_url).path.lstrip("/")
+    admin_url = postgres_url.replace(f"/{name}?", "/postgres?")
+    storage = PostgresStorage(postgres_url, pool_size=2, connect_timeout=1.0)
+    try:
+        await storage.write(lambda uow: uow.stores.insert_store(STORE))
+        assert await storage.write(creation("before")) == "before"
+        # given the database refuses connections and the adapter's ones are cut
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false".encode())
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [name],
+            )
+            # when an adds-only write comes
+            with pytest.raises(StorageUnavailable):
+                await storage.write(creation("lost"))
+            # then it fails as unavailable and the adapter says it is not ready
+            assert storage.ready()[0] is False
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true".encode())
+        # and once PostgreSQL takes connections again, the adapter recovers by itself
+        for _ in range(300):
+            if storage.ready()[0]:
+                break
+            await asyncio.sleep(0.05)
+        assert storage.ready() == (True, "ok")
+        assert await storage.write(creation("after")) == "after"
+        # and the failed write left nothing behind
+        assert set(await committed_tx(storage)) == {"before", "after"}
+    finally:
+        await storage.close()
+
+
+async def test_closing_commits_the_writes_already_queued(postgres_url: str) -> None:
+    storage = PostgresStorage(postgres_url, pool_size=2)
+    await storage.write(lambda uow: uow.stores.insert_store(STORE))
+    hooks = Hooks()
+    holder = Holder(postgres_url, "held")
+    try:
+        # given writes queued behind a held group
+        first, queued = await held_then(storage, holder, hooks, ["c1", "c2"])
+        # when the storage closes meanwhile, and the holder then lets go
+        closing = asyncio.ensure_future(storage.close())
+        await asyncio.sleep(0.05)
+        holder.conn.rollback()
+        await closing
+    finally:
+        holder.conn.close()
+    # then every write queued before the close was committed and answered
+    assert await first == "held"
+    assert await asyncio.gather(*queued) == ["c1", "c2"]
+    assert hooks.calls == {"held": 1, "c1": 1, "c2": 1}
+    # and a write after the close is refused
+    with pytest.raises(StoreError):
+        await storage.write(creation("late"))
