@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -41,25 +41,11 @@ from indexer.store.errors import (
     UniqueViolation,
 )
 from indexer.store.port import UnitOfWork
-from indexer.store.repositories.unit_of_work import SqlUnitOfWork
+from indexer.store.repositories.unit_of_work import SqlUnitOfWork, stage
 from indexer.store.sql import group_appends
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class NeedsTransaction(StoreError):
-    """A staged write asked the database for something: it must run on the writer."""
-
-
-class _Staging:
-    """The connection of a staging unit of work: any use means the write needs the writer."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise NeedsTransaction(name)
-
-
-STAGING = cast(Connection, _Staging())
 
 
 @dataclass
@@ -403,12 +389,10 @@ class Database:
         the database raises NeedsTransaction at its first query and runs on the writer as
         usual; the port allows any `fn` to run more than once.
         """
-        staging = SqlUnitOfWork(STAGING, [])
-        try:
-            result = fn(staging)
-        except Exception:  # needs the database, or fails: the writer runs it for real
+        staged = stage(fn)
+        if staged is None:  # needs the database, or fails: the writer runs it for real
             return _Job(fn, future, kind, on_commit)
-        return _Job(None, future, kind, on_commit, staging.appends or (), result)
+        return _Job(None, future, kind, on_commit, *staged)
 
     def write_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
         """One transaction, outside the event loop (CLI commands with the server stopped)."""

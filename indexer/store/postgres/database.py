@@ -40,8 +40,8 @@ from indexer.store.errors import (
 from indexer.store.port import UnitOfWork
 from indexer.store.postgres import notify
 from indexer.store.postgres.connection import PgConnection
-from indexer.store.postgres.group_commit import GroupCommitter, StagedWrite, stage
-from indexer.store.repositories.unit_of_work import SqlUnitOfWork
+from indexer.store.postgres.group_commit import GroupCommitter, StagedWrite
+from indexer.store.repositories.unit_of_work import SqlUnitOfWork, stage
 from indexer.store.sql import Append, Migration, group_appends, migrate, pending_migrations
 
 log = logging.getLogger(__name__)

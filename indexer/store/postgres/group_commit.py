@@ -29,29 +29,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from indexer import metrics
 from indexer.store.errors import StorageUnavailable, StoreError
-from indexer.store.port import UnitOfWork
-from indexer.store.repositories.unit_of_work import SqlUnitOfWork
-from indexer.store.sql import Append, Connection
+from indexer.store.sql import Append
 
 log = logging.getLogger(__name__)
-
-
-class NeedsTransaction(StoreError):
-    """A staged write asked the database for something: it needs a transaction of its own."""
-
-
-class _Staging:
-    """The connection of a staging unit of work: any use means the write is not adds-only."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise NeedsTransaction(name)
-
-
-STAGING = cast(Connection, _Staging())
 
 
 @dataclass
@@ -63,17 +47,6 @@ class StagedWrite:
     future: asyncio.Future[Any]
     kind: str
     on_commit: Callable[[Any], None] | None
-
-
-def stage(fn: Callable[[UnitOfWork], Any]) -> tuple[list[Append], Any] | None:
-    """`fn`'s rows and result when it only adds rows; None when it needs the database (or
-    fails: then it runs for real, and fails there)."""
-    uow = SqlUnitOfWork(STAGING, [])
-    try:
-        result = fn(uow)
-    except Exception:
-        return None
-    return list(uow.appends or ()), result
 
 
 class GroupCommitter:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
+from indexer.store.errors import StoreError
 from indexer.store.repositories.chain import SqlChainRepository
 from indexer.store.repositories.events import SqlEventRepository
 from indexer.store.repositories.idempotency import SqlIdempotencyRepository
@@ -50,3 +54,32 @@ class SqlUnitOfWork:
         SQL, so mypy refuses this there.
         """
         return self.conn.execute(query, parameters)
+
+
+class NeedsTransaction(StoreError):
+    """A staged write asked the database for something: it needs a transaction of its own."""
+
+
+class _Staging:
+    """The connection of a staging unit of work: any use means the write is not adds-only."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsTransaction(name)
+
+
+STAGING = cast(Connection, _Staging())
+
+
+def stage(fn: Callable[[SqlUnitOfWork], Any]) -> tuple[list[Append], Any] | None:
+    """`fn`'s rows and result when it only adds rows, run without a connection; None when it
+    needs the database (or fails: then it runs in a real transaction, and fails there).
+
+    Both adapters stage writes this way on the caller's thread, so their committer only
+    flushes rows; the port allows any `fn` to run more than once.
+    """
+    uow = SqlUnitOfWork(STAGING, [])
+    try:
+        result = fn(uow)
+    except Exception:
+        return None
+    return list(uow.appends or ()), result
