@@ -19,6 +19,7 @@ import pytest
 
 from indexer.domain.invoice import PaymentState, Status
 from indexer.domain.records import Invoice, Payment
+from indexer.domain.sweep import Sweep
 from indexer.store.errors import StaleCursor, StoreError, UniqueViolation
 from indexer.store.port import Storage, UnitOfWork
 from indexer.store.rows import (
@@ -288,3 +289,60 @@ async def test_a_closed_storage_refuses_work_with_a_store_error(storage: Storage
         await storage.write(lambda uow: None)
     with pytest.raises(StoreError, match="closed"):
         await storage.read(lambda uow: None)
+
+
+# -- the books of sweeps -------------------------------------------------------------------
+def sweep(inv: Invoice, block: int, log_index: int, token: str | None = "0x" + "11" * 20) -> Sweep:
+    return Sweep(
+        network=inv.network, block_number=block, block_hash=f"0x{block:064x}", block_time=T0,
+        tx_hash="0x" + secrets.token_hex(32), log_index=log_index, address=inv.address.lower(),
+        treasury="0x" + "22" * 20, asset=inv.asset, token=token, amount=5,
+    )  # fmt: skip
+
+
+def record(uow: UnitOfWork, *sweeps: Sweep) -> None:
+    """The sweeps as the tail records their blocks: each block's sweeps replaced as a whole."""
+    blocks = sorted({(swept.block_number, swept.block_hash) for swept in sweeps})
+    uow.chain.replace_sweeps(sweeps[0].network, blocks, list(sweeps))
+
+
+async def test_each_payment_shows_the_first_canonical_sweep_after_it(storage: Storage) -> None:
+    # given a USDT invoice paid in block 10 (log 3), a sweep of it in block 11 that a reorg
+    # orphans, then the new chain: the invoice paid again in block 12 (logs 7 and 9) and an ETH
+    # invoice paid by its transaction's own value (log index -1) in block 12
+    usdt, eth = invoice(), invoice(asset="ETH")
+    await storage.write(lambda uow: (uow.invoices.add(usdt), uow.invoices.add(eth)))
+    first = payment(usdt, 5, 10, 3)
+    await storage.write(lambda uow: uow.chain.upsert_payments([first]))
+    orphaned = sweep(usdt, 11, 0)
+    await storage.write(lambda uow: record(uow, orphaned))
+    await storage.write(lambda uow: uow.chain.orphan_above("ethereum", 10, T0))
+    before, after, native = (
+        payment(usdt, 5, 12, 7),
+        payment(usdt, 5, 12, 9),
+        payment(eth, 5, 12, -1),
+    )
+    await storage.write(lambda uow: uow.chain.upsert_payments([before, after, native]))
+
+    # when sweeps are recorded in block 12 log 8 (between the two payments of block 12) and in
+    # block 14, and of the ETH address in block 12 (log 8, the payment's own block) and 13
+    middle, late = sweep(usdt, 12, 8), sweep(usdt, 14, 1)
+    eth_same_block, eth_later = sweep(eth, 12, 8, token=None), sweep(eth, 13, 0, token=None)
+    await storage.write(lambda uow: record(uow, middle, eth_same_block, eth_later, late))
+
+    # then each payment names the first canonical sweep after it: the orphaned one never; within
+    # a block by log index for tokens; a native payment in the sweep's own block waits for the next
+    shown = await storage.read(lambda uow: uow.invoices.payments_for([usdt.id, eth.id]))
+    names = {
+        **{p.tx_hash: n for n, p in [("first", first), ("before", before), ("after", after),
+                                     ("native", native)]},
+        **{s.tx_hash: n for n, s in [("orphaned", orphaned), ("middle", middle), ("late", late),
+                                     ("eth_same_block", eth_same_block), ("eth_later", eth_later)]},
+    }  # fmt: skip
+    swept_by = {names[p.tx_hash]: names.get(p.swept_by or "") for ps in shown.values() for p in ps}
+    assert swept_by == {
+        "first": "middle",
+        "before": "middle",
+        "after": "late",
+        "native": "eth_later",
+    }
