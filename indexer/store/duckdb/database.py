@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from indexer import metrics
+from indexer.store.answers import answer_on_loops
 from indexer.store.duckdb.connection import (
     Append,
     Connection,
@@ -539,15 +540,7 @@ class Database:
                 outcomes = [(False, exc)] * len(jobs)
             finally:
                 self.health.busy_since = None
-            loops = {job.future.get_loop() for job in jobs}
-            for loop in loops:
-                mine = [
-                    (j, o)
-                    for j, o in zip(jobs, outcomes, strict=True)
-                    if j.future.get_loop() is loop
-                ]
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(self._answer, mine)
+            answer_on_loops(jobs, outcomes, self.commit_listeners)
 
     def _next_batch(self, last: int) -> list[_Job] | None:
         """The next jobs to commit; None once stopping with nothing queued.
@@ -634,25 +627,6 @@ class Database:
             if left <= 0:
                 return
             self._queued.wait(left)
-
-    def _answer(self, answered: list[tuple[_Job, tuple[bool, Any]]]) -> None:
-        """On the event loop: run on-commit hooks, resolve each future, tell the listeners."""
-        committed = {job.kind for job, (ok, _) in answered if ok}
-        for job, (ok, value) in answered:
-            if ok and job.on_commit is not None:
-                try:
-                    job.on_commit(value)
-                except Exception:  # the commit stands; a hook's bug must not hide it
-                    log.exception("on-commit hook of a %s write failed", job.kind)
-            if job.future.done():  # the caller was cancelled; its work committed anyway
-                continue
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
-        if committed:
-            for listener in self.commit_listeners:
-                listener(committed)
 
     def _commit_batch(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         kind = jobs[0].kind if len({j.kind for j in jobs}) == 1 else "mixed"

@@ -31,6 +31,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from indexer import metrics
+from indexer.store.answers import run_on_commit
 from indexer.store.errors import (
     StorageConflict,
     StorageUnavailable,
@@ -261,11 +262,7 @@ class PostgresStorage:
             if finished.cancelled() or finished.exception() is not None:
                 return
             metrics.DB_COMMIT_SECONDS.labels(kind).observe(time.perf_counter() - started)
-            if on_commit is not None:
-                try:
-                    on_commit(finished.result())
-                except Exception:  # the commit stands; a hook's bug must not hide it
-                    log.exception("on-commit hook of a %s write failed", kind)
+            run_on_commit(on_commit, finished.result(), kind)
             self._tell_listeners({kind})
 
         future.add_done_callback(done)

@@ -23,7 +23,6 @@ they keep their own REPEATABLE READ transaction and its retries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer import metrics
+from indexer.store.answers import answer_on_loops
 from indexer.store.errors import StorageUnavailable, StoreError
 from indexer.store.sql import Append
 
@@ -101,7 +101,7 @@ class GroupCommitter:
                 outcomes = self.commit_group(jobs)
             except BaseException as exc:  # never leave a caller waiting on a dead thread
                 outcomes = [(False, exc)] * len(jobs)
-            self._answer_on_loops(jobs, outcomes)
+            answer_on_loops(jobs, outcomes, [self._answered])
 
     def commit_group(self, jobs: Sequence[StagedWrite]) -> list[tuple[bool, Any]]:
         """Every job's rows in one transaction; after a job's own error, each job alone."""
@@ -127,31 +127,3 @@ class GroupCommitter:
         except Exception as exc:
             return False, exc
         return True, job.result
-
-    def _answer_on_loops(
-        self, jobs: Sequence[StagedWrite], outcomes: Sequence[tuple[bool, Any]]
-    ) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[StagedWrite, tuple[bool, Any]]]] = {}
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            by_loop.setdefault(job.future.get_loop(), []).append((job, outcome))
-        for loop, answered in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(self._answer, answered)
-
-    def _answer(self, answered: list[tuple[StagedWrite, tuple[bool, Any]]]) -> None:
-        """On the event loop: on-commit hooks, then each caller's answer, then the listeners."""
-        committed = {job.kind for job, (ok, _) in answered if ok}
-        for job, (ok, value) in answered:
-            if ok and job.on_commit is not None:
-                try:
-                    job.on_commit(value)
-                except Exception:  # the commit stands; a hook's bug must not hide it
-                    log.exception("on-commit hook of a %s write failed", job.kind)
-            if job.future.done():  # the caller stopped waiting; its work committed anyway
-                continue
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
-        if committed:
-            self._answered(committed)
