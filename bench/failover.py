@@ -36,40 +36,11 @@ import psycopg  # noqa: E402
 from tests.support.anvil import Anvil  # noqa: E402
 from tests.support.gateway import config_file, make_chain  # noqa: E402
 from tests.support.postgres import PostgresCluster  # noqa: E402
-from tests.support.process import CHAINPAY, free_port, wait_http  # noqa: E402
+from tests.support.process import CHAINPAY, free_port  # noqa: E402
+from tests.support.replicas import Replica  # noqa: E402
 
 TARGET_P99 = 15.0
 POLL = 0.02
-
-
-class Replica:
-    def __init__(self, config: Path, log: Path) -> None:
-        self.config, self.log = config, log
-        self.port = int(config.read_text().split("port = ")[1].split()[0])
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [CHAINPAY, "--config", str(self.config), "serve", "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_http(f"http://127.0.0.1:{self.port}/healthz", self.process, timeout=60)
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 def lease(conn: psycopg.Connection[tuple[object, ...]], name: str) -> tuple[int, int] | None:
@@ -104,7 +75,7 @@ def one_kill(
     leader = next(r for r in replicas if r.pid == held[0])
     before, _ = cursor(conn, network)
     killed_at = time.time()
-    leader.kill()
+    leader.signal(signal.SIGKILL)
     before = max(before, cursor(conn, network)[0])  # a commit racing the kill was the old one's
     takeover: float | None = None
     while True:
@@ -142,12 +113,13 @@ def main() -> None:
         anvil.start()  # same chain, now one block every block_time
         cluster.sql("CREATE DATABASE bench")
         url = cluster.url("bench")
-        configs = [config_file(tmp / f"r{n}.toml", url, [chain], free_port()) for n in range(2)]
+        ports = [free_port() for _ in range(2)]
+        configs = [config_file(tmp / f"r{n}.toml", url, [chain], p) for n, p in enumerate(ports)]
         subprocess.run([CHAINPAY, "--config", str(configs[0]), "migrate"], check=True,
                        capture_output=True)  # fmt: skip
-        replicas = [Replica(c, tmp / f"r{n}.log") for n, c in enumerate(configs)]
+        replicas = [Replica(configs[n], ports[n], tmp / f"r{n}.log") for n in range(2)]
         for replica in replicas:
-            replica.start()
+            replica.start(timeout=60)
         rows: list[tuple[float, float]] = []
         with psycopg.connect(url, autocommit=True) as conn:
             while True:  # the first leader has processed a block
@@ -161,7 +133,7 @@ def main() -> None:
                 takeover, first, killed = one_kill(conn, replicas, chain.name)
                 rows.append((takeover, first))
                 print(f"{n + 1:>4} {takeover:>11.2f} {first:>14.2f}", flush=True)
-                killed.start()
+                killed.start(timeout=60)
         takeovers, firsts = [r[0] for r in rows], [r[1] for r in rows]
         print(f"\n{args.kills} SIGKILLs of the leader, a block every {args.block_time:g} s, "
               "lease TTL 10 s, standby poll 1 s")  # fmt: skip

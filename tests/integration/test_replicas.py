@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -25,46 +23,12 @@ import psycopg
 import pytest
 
 from tests.support.gateway import Chain, config_file
-from tests.support.process import CHAINPAY, free_port, http_json, run, wait_http
+from tests.support.process import free_port, http_json, run
 from tests.support.receiver import Receiver
+from tests.support.replicas import Replica
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 USDT = 10**6
-
-
-class Replica:
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [CHAINPAY, "--config", str(self.config), "serve", "--port", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_http(f"{self.base}/healthz", self.process)
-
-    def leads(self) -> bool:
-        _, body = http_json("GET", f"{self.base}/readyz")
-        leader = (body.get("networks", {}).get("ethereum") or {}).get("leader") or ""
-        assert self.process is not None
-        return leader.split(":")[1:2] == [str(self.process.pid)]
-
-    def signal(self, sig: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, sig)
-        if sig == signal.SIGKILL:
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 def leader_of(replicas: list[Replica], within: float = 30.0) -> Replica:
