@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import post_script, wrk  # noqa: E402
 from indexer.domain.invoice import Status  # noqa: E402
 from indexer.domain.records import Invoice  # noqa: E402
 from indexer.store.duckdb.connection import bulk_insert  # noqa: E402
@@ -35,18 +36,7 @@ from indexer.store.repositories.invoices import _CASTS, _INSERT_COLUMNS, invoice
 from tests.support.api import TEST_XPUB, write_config  # noqa: E402
 from tests.support.process import free_port, wait_http  # noqa: E402
 
-LUA = """
-wrk.method = "POST"
-wrk.body = '{"network":"ethereum","asset":"USDT","amount":"12.5","order_id":"bench"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %%d %%d %%f %%f %%f\\n", summary.requests, summary.duration,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
-  local bad = summary.errors.status + summary.errors.connect + summary.errors.timeout
-  io.write(string.format("ERRORS %%d\\n", bad))
-end
-"""
+INVOICE = {"network": "ethereum", "asset": "USDT", "amount": "12.5", "order_id": "bench"}
 
 
 def build(tmp: Path, count: int, due: datetime) -> tuple[Path, str]:
@@ -83,24 +73,6 @@ def build(tmp: Path, count: int, due: datetime) -> tuple[Path, str]:
     return config, store["api_key"]
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    requests, duration, p50, p99, worst = re.search(
-        r"RESULT (\S+) (\S+) (\S+) (\S+) (\S+)", out
-    ).groups()  # type: ignore[union-attr]
-    errors = int(re.search(r"ERRORS (\d+)", out).group(1))  # type: ignore[union-attr]
-    return {
-        "rate": int(requests) / (int(duration) / 1e6),
-        "p50": float(p50),
-        "p99": float(p99),
-        "max": float(worst),
-        "errors": errors,
-    }
-
-
 def expired(base: str) -> float:
     text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
     found = re.findall(
@@ -120,8 +92,7 @@ def main() -> None:
     lead = 3 * args.seconds + 20  # build, start, baseline, then the moment they fall due
     due = datetime.now(UTC) + timedelta(seconds=lead)
     config, key = build(tmp, args.invoices, due)
-    script = tmp / "post.lua"
-    script.write_text(LUA % key)
+    script = post_script(tmp / "post.lua", INVOICE, key)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     serve = subprocess.Popen(

@@ -27,24 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.expiry import wrk  # noqa: E402
+from bench.load import post_script, wrk  # noqa: E402
 from tests.support.anvil import Anvil  # noqa: E402
 from tests.support.fiat import deploy_fiat_chain  # noqa: E402
 from tests.support.gateway import TEST_XPUB  # noqa: E402
 from tests.support.process import free_port, wait_http  # noqa: E402
 
-LUA = """
-wrk.method = "POST"
-wrk.body = '%s'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %%d %%d %%f %%f %%f\\n", summary.requests, summary.duration,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
-  local bad = summary.errors.status + summary.errors.connect + summary.errors.timeout
-  io.write(string.format("ERRORS %%d\\n", bad))
-end
-"""
 BODIES = {
     "asset": {"network": "ethereum", "asset": "ETH", "amount": "0.01", "order_id": "bench"},
     "fiat": {
@@ -90,8 +78,7 @@ def main() -> None:
         key = json.loads(made.stdout)["api_key"]
         scripts = {}
         for name, body in BODIES.items():
-            scripts[name] = tmp / f"{name}.lua"
-            scripts[name].write_text(LUA % (json.dumps(body), key))
+            scripts[name] = post_script(tmp / f"{name}.lua", body, key)
         serve = subprocess.Popen(
             [*cli, "serve"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

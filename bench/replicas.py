@@ -13,32 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import post_script, wrk  # noqa: E402
 from tests.support.api import TEST_XPUB, write_config  # noqa: E402
 from tests.support.postgres import PostgresCluster  # noqa: E402
 from tests.support.process import CHAINPAY, free_port, wait_http  # noqa: E402
 
-LUA = """
-wrk.method = "POST"
-wrk.body = '{"network":"ethereum","asset":"USDT","amount":"12.5","order_id":"bench"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %%d %%d %%f %%f %%d\\n", summary.requests, summary.duration,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.timeout))
-end
-"""
+INVOICE = {"network": "ethereum", "asset": "USDT", "amount": "12.5", "order_id": "bench"}
 
 
 def serve(config: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -58,34 +47,6 @@ def store_key(config: Path) -> str:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return str(json.loads(made.stdout)["api_key"])
-
-
-def wrk(urls: list[str], script: Path, seconds: int, connections: int) -> dict[str, float]:
-    """Drive every URL at once, `connections` split over them; their sums and worst p99."""
-    results: list[tuple[int, int, float, float, int]] = []
-
-    def one(url: str) -> None:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections // len(urls)}", f"-d{seconds}s", "-s", str(script),
-             url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        found = re.search(r"RESULT (\d+) (\d+) (\S+) (\S+) (\d+)", out)
-        assert found is not None, out
-        r, d, p50, p99, errors = found.groups()
-        results.append((int(r), int(d), float(p50), float(p99), int(errors)))
-
-    threads = [threading.Thread(target=one, args=(url,)) for url in urls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return {
-        "rate": sum(r / (d / 1e6) for r, d, *_ in results),
-        "p50": max(row[2] for row in results),
-        "p99": max(row[3] for row in results),
-        "errors": sum(row[4] for row in results),
-    }
 
 
 def main() -> None:
@@ -116,8 +77,7 @@ def main() -> None:
         for name, configs, key in targets:
             started = [serve(c) for c in configs]
             processes += [p for p, _ in started]
-            script = tmp / "post.lua"
-            script.write_text(LUA % key)
+            script = post_script(tmp / "post.lua", INVOICE, key)
             urls = [u for _, u in started]
             wrk(urls, script, 3, args.connections)  # warm-up
             rows.append((name, wrk(urls, script, args.seconds, args.connections)))
