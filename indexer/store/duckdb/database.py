@@ -595,12 +595,7 @@ class Database:
         try:
             self._writer_connection().execute("CHECKPOINT")
         except duckdb.Error as exc:
-            self._fresh_writer()
-            failure = storage_failure(exc)
-            if failure is not None:
-                if isinstance(failure, DatabaseInvalidated):
-                    self.health.invalidated = True
-                self._failed(failure)
+            self._writer_failed(exc)
             self._checkpoint_skipped("error", str(exc).splitlines()[0][:200])
             return
         self._skipped_checkpoint = None
@@ -627,6 +622,17 @@ class Database:
             if left <= 0:
                 return
             self._queued.wait(left)
+
+    def _writer_failed(self, exc: Exception) -> StorageUnavailable | None:
+        """After the writer's statement failed: a fresh connection, and when the failure is the
+        storage's own (disk, file, invalidated database), the health that says so."""
+        self._fresh_writer()
+        failure = storage_failure(exc)
+        if failure is not None:
+            if isinstance(failure, DatabaseInvalidated):
+                self.health.invalidated = True
+            self._failed(failure)
+        return failure
 
     def _commit_batch(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         kind = jobs[0].kind if len({j.kind for j in jobs}) == 1 else "mixed"
@@ -677,12 +683,8 @@ class Database:
         except Exception as exc:
             with contextlib.suppress(duckdb.Error, ConnectionShared):
                 conn.execute("ROLLBACK")
-            self._fresh_writer()
-            failure = storage_failure(exc)
+            failure = self._writer_failed(exc)
             if failure is not None:
-                if isinstance(failure, DatabaseInvalidated):
-                    self.health.invalidated = True
-                self._failed(failure)
                 raise failure from exc
             raise driver_neutral(exc) from exc
         if not self.health.writable:
