@@ -66,13 +66,17 @@ class Sweeping:
 
         return reached
 
-    async def paid(self, asset: str, amount: int) -> str:
-        """A new invoice paid exactly and confirmed; returns its deposit address."""
+    async def paid(self, asset: str, amount: int, hold_after: bool = False) -> str:
+        """A new invoice paid exactly and confirmed; returns its deposit address. With
+        `hold_after`, the node stops mining on its own once the payment is in (before it is
+        confirmed, so before any sweep can be sent): later transactions stay pending."""
         invoice = await self.gw.create_invoice("ethereum", asset, amount)
         if asset == "USDT":
             self.chain.pay_usdt(invoice.address, amount)
         else:
             self.chain.anvil.send_eth(self.chain.payer, invoice.address.lower(), amount)
+        if hold_after:
+            self.chain.anvil.rpc("evm_setAutomine", False)
         self.chain.anvil.mine(3)
         await self.gw.wait_status(invoice.id, "paid")
         return invoice.address
@@ -220,9 +224,8 @@ async def test_a_restart_with_a_sweep_pending_does_not_send_it_again(
     # given a paid 1 ETH invoice, and a node that holds transactions until told to mine
     first = await open_sweeping(None)
     anvil = chain.anvil
-    address = await first.paid("ETH", ETHER)
     eth_before = anvil.balance(first.treasury)
-    anvil.rpc("evm_setAutomine", False)
+    address = await first.paid("ETH", ETHER, hold_after=True)  # not after: a sweep may be mined
 
     # when the sweeper sends its sweep, and the gateway stops before it is mined
     await eventually(_reaches(lambda: nonce(anvil, "pending"), 1), 60)
