@@ -77,13 +77,16 @@ class SweepSettings:
 
     `gas_key_file` names a key that only pays gas: with it, chainpay sends sweeps itself every
     `interval` seconds when the swept value is at least `gas_multiple` times the gas cost. The
-    key cannot move merchant funds: a forwarder can only pay its treasury. `alert_above` maps an
-    asset symbol to a decimal amount: unswept value above it raises ChainpayUnsweptValueHigh.
+    key cannot move merchant funds: a forwarder can only pay its treasury. A sweep still pending
+    `replace_after` seconds later is replaced at its nonce with fees 12.5% higher, while the
+    batch stays worth the multiple of its new cost. `alert_above` maps an asset symbol to a
+    decimal amount: unswept value above it raises ChainpayUnsweptValueHigh.
     """
 
     gas_key_file: Path | None = None
     gas_multiple: int = 10
     interval: int = 300
+    replace_after: int = 600
     alert_above: dict[str, str] = field(default_factory=dict)  # symbol -> decimal amount
 
 
@@ -356,7 +359,7 @@ def _price_settings(prices: _Reader) -> PriceSettings:
 
 
 def _sweep_settings(sweep: _Reader, networks: dict[str, Network]) -> SweepSettings:
-    sweep.only({"gas_key_file", "gas_multiple", "interval", "alert_above"})
+    sweep.only({"gas_key_file", "gas_multiple", "interval", "replace_after", "alert_above"})
     key_file = sweep.get("gas_key_file", str)
     if key_file is not None and not key_file.strip():
         raise sweep.fail("gas_key_file", "must not be empty")
@@ -379,6 +382,7 @@ def _sweep_settings(sweep: _Reader, networks: dict[str, Network]) -> SweepSettin
         gas_key_file=Path(key_file) if key_file is not None else None,
         gas_multiple=_positive(sweep, "gas_multiple", int, 10),
         interval=_positive(sweep, "interval", int, 300),
+        replace_after=_positive(sweep, "replace_after", int, 600),
         alert_above=alert_above,
     )
 

@@ -80,7 +80,8 @@ RPC_REQUESTS = Counter(
 RPC_ERRORS = Counter(
     "chainpay_rpc_errors_total",
     "JSON-RPC failures by method and kind (timeout, connection, http, rpc, range, "
-    "response_too_large, unknown_block, missing_state, missing_history, method_not_found)",
+    "response_too_large, unknown_block, missing_state, missing_history, method_not_found, "
+    "transaction_refused)",
     ["network", "method", "kind"],
 )
 RPC_SECONDS = Histogram(
@@ -297,9 +298,21 @@ SWEEP_GAS_SPENT = Counter(
     "Gas paid by the gas key for mined sweeps (gasUsed x effectiveGasPrice), in wei as a float",
     ["network"],
 )
+SWEEPS_REPLACED = Counter(
+    "chainpay_sweeps_replaced_total",
+    "Sweeps sent at the nonce of a stuck transaction of the gas key, with higher fees",
+    ["network"],
+)
+GAS_KEY_PENDING_SINCE = Gauge(
+    "chainpay_gas_key_pending_since_timestamp_seconds",
+    "Unix time since when the gas key has had a transaction pending at its current nonce, as "
+    "far as this process knows (0: none)",
+    ["network"],
+)
 SWEEPS_SKIPPED = Counter(
     "chainpay_sweeps_skipped_total",
-    "Planned sweep batches not sent, by reason (below_multiple, key_busy, gas_key_low)",
+    "Planned sweep batches not sent, by reason (below_multiple, key_busy, gas_key_low); "
+    "key_busy: rounds waiting on the gas key's pending transaction",
     ["network", "reason"],
 )
 SWEEP_ASSET_UNPRICED = Gauge(

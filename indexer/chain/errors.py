@@ -100,6 +100,24 @@ class MethodNotFound(RpcResponseError):
     kind = "method_not_found"
 
 
+class TransactionRefused(RpcResponseError):
+    """eth_sendRawTransaction refused by the node's transaction pool (subclasses by reason)."""
+
+    kind = "transaction_refused"
+
+
+class ReplacementUnderpriced(TransactionRefused):
+    """A transaction at a pending one's nonce whose fees do not exceed its by the pool's bump."""
+
+
+class NonceTooLow(TransactionRefused):
+    """The nonce is already taken by a mined transaction."""
+
+
+class TransactionAlreadyKnown(TransactionRefused):
+    """This very transaction is already in the pool: sending it again changes nothing."""
+
+
 # Messages of the clients, by meaning. Each pattern names where it comes from; tests in
 # tests/unit/test_rpc_errors.py quote the clients' actual replies.
 _MISSING_STATE = re.compile(
@@ -147,6 +165,31 @@ _UNKNOWN_BLOCK_PATTERNS = re.compile(
 # anvil answers a pruned state (`--prune-history`) and a future block with the same error:
 # "BlockOutOfRangeError: block height is 20 but requested was 2". Below the height it is state.
 _ANVIL_OUT_OF_RANGE = re.compile(r"block height is (\d+) but requested was (\d+)", re.IGNORECASE)
+# eth_sendRawTransaction refusals by the pools of geth/BSC, Erigon, Reth, Nethermind and anvil.
+_REPLACEMENT_UNDERPRICED = re.compile(
+    r"replacement transaction underpriced"  # geth, BSC, Reth, anvil, Nethermind (newest)
+    r"|could not replace existing tx"  # Erigon
+    r"|^ReplacementNotAllowed",  # Nethermind (released versions)
+    re.IGNORECASE,
+)
+_NONCE_TOO_LOW = re.compile(
+    r"nonce too low"  # geth, BSC, Reth ("nonce too low: next nonce 5, tx nonce 4"), Erigon, anvil
+    r"|^OldNonce",  # Nethermind (released versions)
+    re.IGNORECASE,
+)
+_OTHER_REFUSAL = re.compile(
+    r"max fee per gas less than block base fee"  # anvil
+    r"|fee cap is lower than the base fee"  # Erigon
+    r"|insufficient funds"  # geth, BSC, Reth, Erigon, anvil, Nethermind (newest)
+    r"|^InsufficientFunds|^FeeTooLow"  # Nethermind (released versions)
+    r"|transaction underpriced",  # geth, BSC, Reth: below the pool's minimum tip
+    re.IGNORECASE,
+)
+_ALREADY_KNOWN = re.compile(
+    r"already ?known"  # geth, BSC, Reth, Erigon ("ALREADY_EXISTS: already known"), Nethermind
+    r"|transaction already imported",  # anvil
+    re.IGNORECASE,
+)
 _METHOD_NOT_FOUND_CODE = -32601
 _RESPONSE_TOO_LARGE_CODE = -32003  # geth's errcodeResponseTooLarge
 _LIMIT_EXCEEDED = -32005  # EIP-1474 "limit exceeded"; also used by some providers for rate limits
@@ -160,6 +203,15 @@ def classify_response_error(code: int | None, message: str) -> RpcResponseError:
     (-32002 is geth's timeout and Nethermind's "no state"; -32000 is everything on geth).
     """
     text = message or ""
+    # Before codes: anvil refuses transactions with -32003, geth's "response too large".
+    if _REPLACEMENT_UNDERPRICED.search(text):
+        return ReplacementUnderpriced(code, text)
+    if _NONCE_TOO_LOW.search(text):
+        return NonceTooLow(code, text)
+    if _ALREADY_KNOWN.search(text):
+        return TransactionAlreadyKnown(code, text)
+    if _OTHER_REFUSAL.search(text):
+        return TransactionRefused(code, text)
     if _MISSING_STATE.search(text):
         return MissingState(code, text)
     if _MISSING_HISTORY.search(text) or code == 4444:

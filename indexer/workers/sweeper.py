@@ -7,12 +7,22 @@ worth at least `gas_multiple` times its gas cost (gas limit x maxFeePerGas). Nat
 weighed in wei; a token needs a price from the network's price book in the same currency as
 the native coin, and a token without one is left for the operator's `chainpay sweep`.
 
-One transaction in flight per gas key and network: nothing is sent while the key has a pending
-transaction (its pending nonce above its mined one), and after each send the sweeper waits for
-the receipt. That is also the crash safety: after a restart a sweep still pending blocks the
-round, and once mined the next plan finds its addresses empty. The nonce is always the mined
-count, so a sweep re-sent after its first copy was dropped replaces it instead of following
-it. Even a sweep sent twice could only waste gas: a forwarder pays nothing but its treasury.
+One transaction in flight per gas key and network: nothing new is sent while the key has a
+pending transaction (its pending nonce above its mined one), and after each send the sweeper
+waits for the receipt. That is also the crash safety: after a restart a sweep still pending
+blocks the round, and once mined the next plan finds its addresses empty. The nonce is always
+the mined count, so a sweep re-sent after its first copy was dropped replaces it instead of
+following it. Even a sweep sent twice could only waste gas: a forwarder pays nothing but its
+treasury.
+
+A transaction of the key still pending `replace_after` seconds after this process sent it (or
+first saw it, after a restart) is stuck: fees rose above it. The next round plans afresh and
+sends the sweep at the same nonce with both fees at least 12.5% above the stuck one's (geth
+and BSC replace at +10%), so exactly one of them can be mined. When the stuck transaction's
+fees are unknown (sent before a restart, or by hand), the node's "replacement transaction
+underpriced" answer raises them 12.5% at a time. A replacement is sent only while the batch
+is still worth `gas_multiple` times its new cost; beyond that the sweeper waits, and
+ChainpaySweepPending fires after an hour.
 """
 
 from __future__ import annotations
@@ -21,10 +31,16 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from indexer import metrics
-from indexer.chain.errors import RpcError
+from indexer.chain.errors import (
+    NonceTooLow,
+    ReplacementUnderpriced,
+    RpcError,
+    TransactionAlreadyKnown,
+)
 from indexer.chain.gas_key import GasKey
 from indexer.chain.rpc import JsonRpcClient
 from indexer.config import Settings
@@ -37,6 +53,29 @@ from indexer.store.port import Storage
 from indexer.sweep import Holding, SweepError, holdings_to_check, plan_sweeps, worth_sending
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fees:
+    """An EIP-1559 transaction's fee cap and priority fee (tip), in wei."""
+
+    max_fee: int
+    tip: int
+
+    def bumped(self) -> Fees:
+        """Both fees raised by at least 12.5%: above the +10% geth and BSC ask of a replacement."""
+        tip = self.tip + self.tip // 8 + 1
+        return Fees(max(self.max_fee + self.max_fee // 8 + 1, tip), tip)
+
+
+def replacement_fees(planned: Fees, stuck: Fees | None) -> Fees:
+    """The fees for a transaction replacing `stuck` at its nonce: today's planned fees, and
+    never less than 12.5% above the stuck one's on either fee (`stuck` None: unknown)."""
+    if stuck is None:
+        return planned
+    floor = stuck.bumped()
+    tip = max(planned.tip, floor.tip)
+    return Fees(max(planned.max_fee, floor.max_fee, tip), tip)
 
 
 class Sweeper:
@@ -64,6 +103,10 @@ class Sweeper:
         self.skipped: Counter[str] = Counter()
         self._unpriced: set[str] = set()  # tokens already reported as unpriced
         self._low_reported = False
+        self.replace_after: float = settings.sweep.replace_after
+        self._busy: tuple[int, float] | None = None  # (nonce pending, since: monotonic)
+        self._fees: dict[int, Fees] = {}  # the highest fees sent or offered, per nonce
+        self._hashes: dict[int, list[str]] = {}  # what this process sent, per nonce
 
     async def run(self) -> None:
         name = self.network.name
@@ -78,16 +121,20 @@ class Sweeper:
                 "their gas", name, self.key.address, held, self.network.native.symbol,
                 self.interval, self.settings.sweep.gas_multiple,
             )  # fmt: skip
-            while True:
-                try:
-                    await self.tick(client)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the node or the store: next round tries again
-                    metrics.SWEEPER_ERRORS.labels(name).inc()
-                    metrics.SWEEPER_LAST_ERROR.labels(name).set(time.time())
-                    log.warning("sweeper on %s: round failed: %s", name, exc)
-                await asyncio.sleep(self.interval)
+            try:
+                while True:
+                    try:
+                        await self.tick(client)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # the node or the store: next round tries again
+                        metrics.SWEEPER_ERRORS.labels(name).inc()
+                        metrics.SWEEPER_LAST_ERROR.labels(name).set(time.time())
+                        log.warning("sweeper on %s: round failed: %s", name, exc)
+                    await asyncio.sleep(self.interval)
+            finally:  # stopped (or the lease went to another replica): it watches from now on
+                self._busy = None
+                metrics.GAS_KEY_PENDING_SINCE.labels(name).set(0)
 
     async def tick(self, client: JsonRpcClient) -> None:
         """One round: check the key, plan, weigh each batch, send the worthy ones in turn."""
@@ -101,31 +148,66 @@ class Sweeper:
         name = self.network.name
         balance = await self._balance(client)
         mined, pending = await self._nonces(client)
-        if pending > mined:  # ours, sent before a restart or by hand: wait until it is mined
-            self._skip("key_busy", 1)
-            log.info("sweeper on %s: the gas key has a pending transaction; waiting", name)
-            return
+        stuck: Fees | None = None
+        replacing = pending > mined
+        if replacing:  # ours (maybe from before a restart) or sent by hand
+            waited = self._pending_for(mined)
+            if waited < self.replace_after:
+                self._skip("key_busy", 1)
+                log.info("sweeper on %s: the gas key has a pending transaction; waiting", name)
+                return
+            stuck = self._fees.get(mined)
+        else:
+            self._not_busy(mined)
         deposits = await self.db.read(lambda uow: uow.stores.forwarder_deposits(name))
         holdings = holdings_to_check(deposits, self.stores.stores, name)
         if not holdings:
+            if replacing:  # nothing left to sweep: the pending one moves it all
+                self._skip("key_busy", 1)
             return
         rates = await self._rates()
         plan = await plan_sweeps(client, self.network, holdings, only=set(rates))
         nonce = mined
         for tx, batch in zip(plan.transactions, plan.batches, strict=True):
-            cost = int(tx["gas"]) * int(tx["max_fee_per_gas"])
-            if not self._worth(batch, cost, rates):
+            planned = Fees(int(tx["max_fee_per_gas"]), int(tx["max_priority_fee_per_gas"]))
+            fees = replacement_fees(planned, stuck) if replacing else planned
+            if not self._worth(batch, int(tx["gas"]) * fees.max_fee, rates):
                 self._skip("below_multiple", 1)
                 continue
-            if balance < cost:
-                self._report_low(balance, cost)
+            if balance < int(tx["gas"]) * fees.max_fee:
+                self._report_low(balance, int(tx["gas"]) * fees.max_fee)
                 self._skip("gas_key_low", 1)
                 return
             self._low_reported = False
-            if not await self._send(client, tx, batch, nonce):
-                return  # replaced or dropped: plan again next round from what is there
+            if not await self._send(client, tx, batch, nonce, fees, rates, replacing):
+                return  # stuck, replaced or dropped: plan again next round from what is there
             nonce += 1
+            replacing = False
             balance = await self._balance(client)
+        if replacing:  # no batch is worth replacing the pending transaction at higher fees
+            self._skip("key_busy", 1)
+            log.info(
+                "sweeper on %s: the gas key's transaction %d is pending; no batch is worth "
+                "%d times the gas of replacing it at higher fees, waiting",
+                name, mined, self.settings.sweep.gas_multiple,
+            )  # fmt: skip
+
+    def _pending_for(self, nonce: int) -> float:
+        """Seconds the key's transaction at `nonce` has been pending, as far as this process
+        knows (since it sent it, or first saw it pending)."""
+        now = time.monotonic()
+        if self._busy is None or self._busy[0] != nonce:
+            self._busy = (nonce, now)
+            metrics.GAS_KEY_PENDING_SINCE.labels(self.network.name).set(time.time())
+        return now - self._busy[1]
+
+    def _not_busy(self, mined: int) -> None:
+        self._busy = None
+        metrics.GAS_KEY_PENDING_SINCE.labels(self.network.name).set(0)
+        for nonce in [n for n in self._fees if n < mined]:
+            del self._fees[nonce]
+        for nonce in [n for n in self._hashes if n < mined]:
+            del self._hashes[nonce]
 
     def _worth(self, batch: list[Holding], cost: int, rates: dict[str, Rate]) -> bool:
         held: dict[str, int] = {}
@@ -191,58 +273,124 @@ class Sweeper:
             log.info("sweeper on %s: %s has a price again and is swept automatically", name, token)
 
     async def _send(
-        self, client: JsonRpcClient, tx: dict[str, Any], batch: list[Holding], nonce: int
+        self,
+        client: JsonRpcClient,
+        tx: dict[str, Any],
+        batch: list[Holding],
+        nonce: int,
+        fees: Fees,
+        rates: dict[str, Rate],
+        replacing: bool,
     ) -> bool:
-        """Sign, send, wait for the receipt: True once mined (SweepError if it reverted)."""
+        """Sign, send, wait for the receipt: True once mined (SweepError if it reverted); False
+        when it was replaced or dropped, stays pending `replace_after` seconds, or (replacing)
+        the node wants higher fees than the batch is worth."""
         name = self.network.name
-        raw, tx_hash = self.key.sign(
-            {
-                "type": 2,
-                "chainId": self.network.chain_id,
-                "nonce": nonce,
-                "to": tx["to"],
-                "data": tx["data"],
-                "value": 0,
-                "gas": int(tx["gas"]),
-                "maxFeePerGas": int(tx["max_fee_per_gas"]),
-                "maxPriorityFeePerGas": int(tx["max_priority_fee_per_gas"]),
-            }
-        )
-        await client.call("eth_sendRawTransaction", [raw])
+        gas = int(tx["gas"])
+        while True:
+            raw, tx_hash = self.key.sign(
+                {
+                    "type": 2,
+                    "chainId": self.network.chain_id,
+                    "nonce": nonce,
+                    "to": tx["to"],
+                    "data": tx["data"],
+                    "value": 0,
+                    "gas": gas,
+                    "maxFeePerGas": fees.max_fee,
+                    "maxPriorityFeePerGas": fees.tip,
+                }
+            )
+            self._offered(nonce, fees)
+            try:
+                await client.call("eth_sendRawTransaction", [raw])
+            except NonceTooLow:
+                log.info("sweeper on %s: nonce %d was mined meanwhile; planning again", name, nonce)
+                return False
+            except (ReplacementUnderpriced, TransactionAlreadyKnown) as exc:
+                if not replacing:
+                    if isinstance(exc, TransactionAlreadyKnown):
+                        break  # this very transaction is in the node's pool: wait for it
+                    raise
+                # The pending one's fees are unknown (or are these very fees): raise ours,
+                # while the batch stays worth it.
+                fees = fees.bumped()
+                if not self._worth(batch, gas * fees.max_fee, rates):
+                    self._skip("key_busy", 1)
+                    log.info(
+                        "sweeper on %s: replacing pending transaction %d needs fees above "
+                        "%d wei per gas, more than its batch is worth; waiting",
+                        name, nonce, fees.max_fee,
+                    )  # fmt: skip
+                    return False
+                continue
+            break
         self.sent.append(tx_hash)
+        self._hashes.setdefault(nonce, []).append(tx_hash)
+        if self._busy is None or self._busy[0] != nonce:
+            metrics.GAS_KEY_PENDING_SINCE.labels(name).set(time.time())
+            self._busy = (nonce, time.monotonic())
+        elif replacing:
+            self._busy = (nonce, time.monotonic())  # the wait before replacing again starts now
         metrics.SWEEPS_SENT.labels(name).inc()
+        if replacing:
+            metrics.SWEEPS_REPLACED.labels(name).inc()
         log.info(
-            "sweeper on %s: sent %s sweeping %d addresses (%s) to %s",
-            name, tx_hash, len(batch), self._moved(batch), tx["treasury"],
+            "sweeper on %s: sent %s%s sweeping %d addresses (%s) to %s (max fee %d wei per gas)",
+            name, tx_hash, f" replacing pending transaction {nonce}" if replacing else "",
+            len(batch), self._moved(batch), tx["treasury"], fees.max_fee,
         )  # fmt: skip
-        receipt = await self._receipt(client, tx_hash, nonce)
+        receipt = await self._receipt(client, nonce)
         if receipt is None:
             return False
+        self._not_busy(nonce + 1)
         spent = int(receipt["gasUsed"], 16) * int(receipt.get("effectiveGasPrice") or "0x0", 16)
         metrics.SWEEP_GAS_SPENT.labels(name).inc(spent)
         if int(receipt["status"], 16) != 1:
-            raise SweepError(f"sweep {tx_hash} reverted in block {int(receipt['blockNumber'], 16)}")
+            raise SweepError(
+                f"sweep {receipt['transactionHash']} reverted in block "
+                f"{int(receipt['blockNumber'], 16)}"
+            )
         return True
 
-    async def _receipt(self, client: JsonRpcClient, tx_hash: str, nonce: int) -> Any:
-        """The receipt once mined; None when the nonce went to another transaction or the node
-        dropped ours (the next round plans again from what the addresses hold)."""
+    def _offered(self, nonce: int, fees: Fees) -> None:
+        known = self._fees.get(nonce, Fees(0, 0))
+        self._fees[nonce] = Fees(max(fees.max_fee, known.max_fee), max(fees.tip, known.tip))
+
+    async def _receipt(self, client: JsonRpcClient, nonce: int) -> Any:
+        """The receipt of whichever of this process's transactions at `nonce` was mined; None
+        when the nonce went to another transaction, the node dropped ours, or it has been
+        pending `replace_after` seconds (the next round replaces it)."""
+        hashes = self._hashes[nonce]
         while True:
-            receipt = await client.call("eth_getTransactionReceipt", [tx_hash])
+            receipt = await self._any_receipt(client, hashes)
             if receipt is not None:
                 return receipt
             mined, pending = await self._nonces(client)
             if mined > nonce or pending <= nonce:
                 # Mined between the two reads, or really replaced or dropped: ask once more.
-                receipt = await client.call("eth_getTransactionReceipt", [tx_hash])
+                receipt = await self._any_receipt(client, hashes)
                 if receipt is not None:
                     return receipt
                 log.warning(
-                    "sweeper on %s: %s was %s", self.network.name, tx_hash,
+                    "sweeper on %s: %s was %s", self.network.name, hashes[-1],
                     "replaced" if mined > nonce else "dropped by the node",
                 )  # fmt: skip
                 return None
+            if self._pending_for(nonce) >= self.replace_after:
+                log.warning(
+                    "sweeper on %s: %s still pending after %g s; replacing it with higher fees",
+                    self.network.name, hashes[-1], self.replace_after,
+                )  # fmt: skip
+                return None
             await asyncio.sleep(self.receipt_poll)
+
+    async def _any_receipt(self, client: JsonRpcClient, hashes: list[str]) -> Any:
+        for tx_hash in reversed(hashes):
+            receipt = await client.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt
+        return None
 
     async def _balance(self, client: JsonRpcClient) -> int:
         balance = int(await client.call("eth_getBalance", [self.key.address, "latest"]), 16)

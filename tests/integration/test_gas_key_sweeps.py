@@ -90,7 +90,8 @@ async def open_sweeping(
     chain: Chain, tmp_path: Path, backend: Backend
 ) -> AsyncIterator[OpenSweeping]:
     """`await open_sweeping(book)`: a gateway with a gas key (funded with 1 ETH), sweeping
-    every second; `book` is the network's price book (None: none). Closed afterwards."""
+    every second; `book` is the network's price book (None: none); a sweep pending
+    `replace_after` seconds is replaced. Closed afterwards."""
     opened: list[GatewayUnderTest] = []
     key_file = tmp_path / "gas.key"
     key_file.write_text(GAS_KEY + "\n")
@@ -98,12 +99,16 @@ async def open_sweeping(
     chain.anvil.send_eth(chain.anvil.accounts[0], GAS_KEY_ADDRESS.lower(), ETHER)
     factory_ready = False
 
-    async def make(book: PriceBook | None, tails: bool = True) -> Sweeping:
+    async def make(
+        book: PriceBook | None, tails: bool = True, replace_after: int = 600
+    ) -> Sweeping:
         nonlocal factory_ready
         path = tmp_path / "sweeps.duckdb"
         settings = replace(
             settings_for(path, [chain], postgres_url=backend.url_for(path)),
-            sweep=SweepSettings(gas_key_file=key_file, gas_multiple=10, interval=1),
+            sweep=SweepSettings(
+                gas_key_file=key_file, gas_multiple=10, interval=1, replace_after=replace_after
+            ),
             price_books={"ethereum": book} if book is not None else {},
         )
         gateway = Gateway(settings, clock=ShiftedClock())
@@ -254,6 +259,92 @@ async def test_a_restart_with_a_sweep_pending_does_not_send_it_again(
     assert second.sent() == sent
     assert anvil.balance(address) == 0
     assert anvil.balance(first.treasury) == eth_before + ETHER
+
+
+async def test_a_sweep_stuck_past_replace_after_is_replaced_at_its_nonce_with_higher_fees(
+    chain: Chain, open_sweeping: OpenSweeping
+) -> None:
+    # given a gateway that replaces a sweep pending for 2 s, and a node that holds transactions
+    sweeping = await open_sweeping(None, replace_after=2)
+    anvil = chain.anvil
+    eth_before = anvil.balance(sweeping.treasury)
+    sent, replaced = sweeping.sent(), sample_replaced()
+    address = await sweeping.paid("ETH", ETHER, hold_after=True)
+    await eventually(_reaches(lambda: nonce(anvil, "pending"), 1), 60)
+    first = _pending_sweep(anvil)
+    assert _pending_since() > 0
+
+    # when it stays pending past replace_after (no block is mined)
+    await eventually(_reaches(lambda: sample_replaced(), replaced + 1), 60)
+
+    # then the pool holds one transaction of the gas key, at the same nonce, with both fees
+    # above the first's by more than the +10% a replacement needs; and no new nonce is used
+    second = _pending_sweep(anvil)
+    assert second["hash"] != first["hash"] and second["nonce"] == first["nonce"] == "0x0"
+    for fee in ("maxFeePerGas", "maxPriorityFeePerGas"):
+        assert int(second[fee], 16) * 100 >= int(first[fee], 16) * 110, fee
+    assert nonce(anvil, "pending") == 1 and nonce(anvil) == 0
+    assert sweeping.sent() >= sent + 2
+
+    # and once mined, the replacement alone moved exactly 1 ETH, and nothing more is sent
+    anvil.mine(1)
+    anvil.rpc("evm_setAutomine", True)
+    await eventually(_reaches(lambda: anvil.balance(sweeping.treasury), eth_before + ETHER), 60)
+    assert _sweep_hash(anvil) != first["hash"]  # the replacement (or a later one) was mined
+    assert anvil.rpc("eth_getTransactionReceipt", first["hash"]) is None
+    await sweeping.rounds(2)
+    assert nonce(anvil) == nonce(anvil, "pending") == 1
+    assert anvil.balance(address) == 0
+    assert anvil.balance(sweeping.treasury) == eth_before + ETHER
+    assert _pending_since() == 0
+
+
+async def test_after_a_restart_a_stuck_sweep_of_unknown_fees_is_replaced_once_worth_it(
+    chain: Chain, open_sweeping: OpenSweeping
+) -> None:
+    # given a sweep sent by a gateway that then stopped, still pending (fees unknown to the next)
+    first = await open_sweeping(None)
+    anvil = chain.anvil
+    eth_before = anvil.balance(first.treasury)
+    address = await first.paid("ETH", ETHER, hold_after=True)
+    await eventually(_reaches(lambda: nonce(anvil, "pending"), 1), 60)
+    stuck = _pending_sweep(anvil)
+    await first.gw.close()
+
+    # when a new gateway, which replaces after 1 s, finds it
+    second = await open_sweeping(None, tails=False, replace_after=1)
+    replaced = sample_replaced()
+    await eventually(_reaches(lambda: sample_replaced(), replaced + 1), 60)
+
+    # then the node's refusals of equal fees raised its offer above the stuck one's
+    replacement = _pending_sweep(anvil)
+    assert replacement["hash"] != stuck["hash"] and replacement["nonce"] == "0x0"
+    assert int(replacement["maxFeePerGas"], 16) * 100 >= int(stuck["maxFeePerGas"], 16) * 110
+    assert nonce(anvil, "pending") == 1
+
+    # and once mined, one sweep moved exactly 1 ETH
+    anvil.mine(1)
+    anvil.rpc("evm_setAutomine", True)
+    await eventually(_reaches(lambda: anvil.balance(first.treasury), eth_before + ETHER), 60)
+    await second.rounds(2)
+    assert nonce(anvil) == nonce(anvil, "pending") == 1
+    assert anvil.balance(address) == 0
+    assert anvil.balance(first.treasury) == eth_before + ETHER
+
+
+def sample_replaced() -> float:
+    return sample("chainpay_sweeps_replaced_total", network="ethereum")
+
+
+def _pending_since() -> float:
+    return sample("chainpay_gas_key_pending_since_timestamp_seconds", network="ethereum")
+
+
+def _pending_sweep(anvil: Anvil) -> dict[str, str]:
+    """The gas key's one transaction in the node's pool."""
+    pool = anvil.rpc("txpool_content")["pending"].get(GAS_KEY_ADDRESS.lower(), {})
+    assert len(pool) == 1, pool
+    return dict(next(iter(pool.values())))
 
 
 def _reaches(read: Callable[[], int | float], target: int | float) -> Callable[[], Awaitable[bool]]:

@@ -15,11 +15,15 @@ def test_defaults_send_nothing_and_alert_on_nothing(tmp_path: Path) -> None:
 def test_a_full_sweep_table_is_read_exactly(tmp_path: Path) -> None:
     text = GOOD + (
         '[sweep]\ngas_key_file = "/etc/chainpay/gas.key"\ngas_multiple = 20\ninterval = 60\n'
-        'alert_above = { USDT = "10000.5", ETH = "2" }\n'
+        'replace_after = 900\nalert_above = { USDT = "10000.5", ETH = "2" }\n'
     )
     sweep = load_settings(write(tmp_path, text), env={}).sweep
     assert sweep == SweepSettings(
-        Path("/etc/chainpay/gas.key"), 20, 60, {"USDT": "10000.5", "ETH": "2"}
+        gas_key_file=Path("/etc/chainpay/gas.key"),
+        gas_multiple=20,
+        interval=60,
+        replace_after=900,
+        alert_above={"USDT": "10000.5", "ETH": "2"},
     )
 
 
@@ -32,6 +36,10 @@ def test_a_full_sweep_table_is_read_exactly(tmp_path: Path) -> None:
                      id="zero-multiple"),
         pytest.param("[sweep]\ninterval = -5\n", "sweep.interval", "greater than zero",
                      id="negative-interval"),
+        pytest.param("[sweep]\nreplace_after = 0\n", "sweep.replace_after", "greater than zero",
+                     id="zero-replace-after"),
+        pytest.param('[sweep]\nreplace_after = "10m"\n', "sweep.replace_after", "integer",
+                     id="replace-after-not-a-number"),
         pytest.param('[sweep]\nalert_above = { DOGE = "1" }\n', "sweep.alert_above.DOGE",
                      "no configured network", id="unknown-asset"),
         pytest.param("[sweep]\nalert_above = { USDT = 1000 }\n", "sweep.alert_above.USDT",
