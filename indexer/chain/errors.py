@@ -191,7 +191,9 @@ _ALREADY_KNOWN = re.compile(
     re.IGNORECASE,
 )
 _METHOD_NOT_FOUND_CODE = -32601
-_RESPONSE_TOO_LARGE_CODE = -32003  # geth's errcodeResponseTooLarge
+# EIP-1474's "transaction rejected" (anvil, Reth). geth uses the same code for "response too
+# large", which its message says: a -32003 without that message is a refused transaction.
+_TRANSACTION_REJECTED_CODE = -32003
 _LIMIT_EXCEEDED = -32005  # EIP-1474 "limit exceeded"; also used by some providers for rate limits
 _TRANSIENT = re.compile(r"request timed out|rate limit|too many requests|busy", re.IGNORECASE)
 
@@ -216,8 +218,10 @@ def classify_response_error(code: int | None, message: str) -> RpcResponseError:
         return MissingState(code, text)
     if _MISSING_HISTORY.search(text) or code == 4444:
         return MissingHistory(code, text)
-    if _RESPONSE_TOO_LARGE.search(text) or code == _RESPONSE_TOO_LARGE_CODE:
+    if _RESPONSE_TOO_LARGE.search(text):
         return ResponseTooLarge(code, text)
+    if code == _TRANSACTION_REJECTED_CODE:
+        return TransactionRefused(code, text)
     if _RANGE_PATTERNS.search(text):
         return RangeTooLarge(code, text)
     if code == _METHOD_NOT_FOUND_CODE or _METHOD_NOT_FOUND.search(text):

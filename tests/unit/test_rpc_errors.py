@@ -135,6 +135,8 @@ CLIENT_CASES = [
     ("anvil-known", -32003, "transaction already imported", TransactionAlreadyKnown),
     ("anvil-base-fee", -32003, "max fee per gas less than block base fee", TransactionRefused),
     ("anvil-funds", -32003, "Insufficient funds for gas * price + value", TransactionRefused),
+    ("anvil-intrinsic-gas", -32003, "intrinsic gas too low", TransactionRefused),
+    ("anvil-gas-limit", -32003, "exceeds block gas limit", TransactionRefused),
 ]  # fmt: skip
 
 
