@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from indexer import metrics
@@ -78,6 +78,20 @@ def replacement_fees(planned: Fees, stuck: Fees | None) -> Fees:
     return Fees(max(planned.max_fee, floor.max_fee, tip), tip)
 
 
+@dataclass
+class PendingSweep:
+    """The gas key's transaction at `nonce`, as this process knows it (one in flight)."""
+
+    nonce: int
+    since: float  # monotonic: sent, or first seen pending; each replacement restarts the wait
+    fees: Fees | None = None  # the highest fees sent or offered at this nonce (None: unknown)
+    hashes: list[str] = field(default_factory=list)  # what this process sent at this nonce
+
+    def offered(self, fees: Fees) -> None:
+        known = self.fees or Fees(0, 0)
+        self.fees = Fees(max(fees.max_fee, known.max_fee), max(fees.tip, known.tip))
+
+
 class Sweeper:
     """One network's sweeper. `ticks`, `sent` and `skipped` are what it did (tests, logs)."""
 
@@ -104,9 +118,7 @@ class Sweeper:
         self._unpriced: set[str] = set()  # tokens already reported as unpriced
         self._low_reported = False
         self.replace_after: float = settings.sweep.replace_after
-        self._busy: tuple[int, float] | None = None  # (nonce pending, since: monotonic)
-        self._fees: dict[int, Fees] = {}  # the highest fees sent or offered, per nonce
-        self._hashes: dict[int, list[str]] = {}  # what this process sent, per nonce
+        self._pending: PendingSweep | None = None
 
     async def run(self) -> None:
         name = self.network.name
@@ -133,8 +145,7 @@ class Sweeper:
                         log.warning("sweeper on %s: round failed: %s", name, exc)
                     await asyncio.sleep(self.interval)
             finally:  # stopped (or the lease went to another replica): it watches from now on
-                self._busy = None
-                metrics.GAS_KEY_PENDING_SINCE.labels(name).set(0)
+                self._not_pending()
 
     async def tick(self, client: JsonRpcClient) -> None:
         """One round: check the key, plan, weigh each batch, send the worthy ones in turn."""
@@ -151,14 +162,14 @@ class Sweeper:
         stuck: Fees | None = None
         replacing = pending > mined
         if replacing:  # ours (maybe from before a restart) or sent by hand
-            waited = self._pending_for(mined)
-            if waited < self.replace_after:
+            known = self._pending_at(mined)
+            if time.monotonic() - known.since < self.replace_after:
                 self._skip("key_busy", 1)
                 log.info("sweeper on %s: the gas key has a pending transaction; waiting", name)
                 return
-            stuck = self._fees.get(mined)
+            stuck = known.fees
         else:
-            self._not_busy(mined)
+            self._not_pending()
         deposits = await self.db.read(lambda uow: uow.stores.forwarder_deposits(name))
         holdings = holdings_to_check(deposits, self.stores.stores, name)
         if not holdings:
@@ -171,11 +182,12 @@ class Sweeper:
         for tx, batch in zip(plan.transactions, plan.batches, strict=True):
             planned = Fees(int(tx["max_fee_per_gas"]), int(tx["max_priority_fee_per_gas"]))
             fees = replacement_fees(planned, stuck) if replacing else planned
-            if not self._worth(batch, int(tx["gas"]) * fees.max_fee, rates):
+            cost = int(tx["gas"]) * fees.max_fee
+            if not self._worth(batch, cost, rates):
                 self._skip("below_multiple", 1)
                 continue
-            if balance < int(tx["gas"]) * fees.max_fee:
-                self._report_low(balance, int(tx["gas"]) * fees.max_fee)
+            if balance < cost:
+                self._report_low(balance, cost)
                 self._skip("gas_key_low", 1)
                 return
             self._low_reported = False
@@ -192,22 +204,17 @@ class Sweeper:
                 name, mined, self.settings.sweep.gas_multiple,
             )  # fmt: skip
 
-    def _pending_for(self, nonce: int) -> float:
-        """Seconds the key's transaction at `nonce` has been pending, as far as this process
-        knows (since it sent it, or first saw it pending)."""
-        now = time.monotonic()
-        if self._busy is None or self._busy[0] != nonce:
-            self._busy = (nonce, now)
+    def _pending_at(self, nonce: int) -> PendingSweep:
+        """What this process knows of the key's transaction pending at `nonce`; new (pending
+        from now on) when it knew none there."""
+        if self._pending is None or self._pending.nonce != nonce:
+            self._pending = PendingSweep(nonce, time.monotonic())
             metrics.GAS_KEY_PENDING_SINCE.labels(self.network.name).set(time.time())
-        return now - self._busy[1]
+        return self._pending
 
-    def _not_busy(self, mined: int) -> None:
-        self._busy = None
+    def _not_pending(self) -> None:
+        self._pending = None
         metrics.GAS_KEY_PENDING_SINCE.labels(self.network.name).set(0)
-        for nonce in [n for n in self._fees if n < mined]:
-            del self._fees[nonce]
-        for nonce in [n for n in self._hashes if n < mined]:
-            del self._hashes[nonce]
 
     def _worth(self, batch: list[Holding], cost: int, rates: dict[str, Rate]) -> bool:
         held: dict[str, int] = {}
@@ -301,7 +308,6 @@ class Sweeper:
                     "maxPriorityFeePerGas": fees.tip,
                 }
             )
-            self._offered(nonce, fees)
             try:
                 await client.call("eth_sendRawTransaction", [raw])
             except NonceTooLow:
@@ -314,6 +320,7 @@ class Sweeper:
                     raise
                 # The pending one's fees are unknown (or are these very fees): raise ours,
                 # while the batch stays worth it.
+                self._pending_at(nonce).offered(fees)
                 fees = fees.bumped()
                 if not self._worth(batch, gas * fees.max_fee, rates):
                     self._skip("key_busy", 1)
@@ -326,12 +333,10 @@ class Sweeper:
                 continue
             break
         self.sent.append(tx_hash)
-        self._hashes.setdefault(nonce, []).append(tx_hash)
-        if self._busy is None or self._busy[0] != nonce:
-            metrics.GAS_KEY_PENDING_SINCE.labels(name).set(time.time())
-            self._busy = (nonce, time.monotonic())
-        elif replacing:
-            self._busy = (nonce, time.monotonic())  # the wait before replacing again starts now
+        pending = self._pending_at(nonce)
+        pending.offered(fees)
+        pending.hashes.append(tx_hash)
+        pending.since = time.monotonic()  # the wait before replacing (again) starts now
         metrics.SWEEPS_SENT.labels(name).inc()
         if replacing:
             metrics.SWEEPS_REPLACED.labels(name).inc()
@@ -340,10 +345,10 @@ class Sweeper:
             name, tx_hash, f" replacing pending transaction {nonce}" if replacing else "",
             len(batch), self._moved(batch), tx["treasury"], fees.max_fee,
         )  # fmt: skip
-        receipt = await self._receipt(client, nonce)
+        receipt = await self._receipt(client, pending)
         if receipt is None:
             return False
-        self._not_busy(nonce + 1)
+        self._not_pending()
         spent = int(receipt["gasUsed"], 16) * int(receipt.get("effectiveGasPrice") or "0x0", 16)
         metrics.SWEEP_GAS_SPENT.labels(name).inc(spent)
         if int(receipt["status"], 16) != 1:
@@ -353,15 +358,11 @@ class Sweeper:
             )
         return True
 
-    def _offered(self, nonce: int, fees: Fees) -> None:
-        known = self._fees.get(nonce, Fees(0, 0))
-        self._fees[nonce] = Fees(max(fees.max_fee, known.max_fee), max(fees.tip, known.tip))
-
-    async def _receipt(self, client: JsonRpcClient, nonce: int) -> Any:
-        """The receipt of whichever of this process's transactions at `nonce` was mined; None
+    async def _receipt(self, client: JsonRpcClient, sent: PendingSweep) -> Any:
+        """The receipt of whichever of this process's transactions at its nonce was mined; None
         when the nonce went to another transaction, the node dropped ours, or it has been
         pending `replace_after` seconds (the next round replaces it)."""
-        hashes = self._hashes[nonce]
+        nonce, hashes = sent.nonce, sent.hashes
         while True:
             receipt = await self._any_receipt(client, hashes)
             if receipt is not None:
@@ -377,7 +378,7 @@ class Sweeper:
                     "replaced" if mined > nonce else "dropped by the node",
                 )  # fmt: skip
                 return None
-            if self._pending_for(nonce) >= self.replace_after:
+            if time.monotonic() - sent.since >= self.replace_after:
                 log.warning(
                     "sweeper on %s: %s still pending after %g s; replacing it with higher fees",
                     self.network.name, hashes[-1], self.replace_after,
